@@ -115,12 +115,12 @@ class ContactDetector(contactListener):
             env.winner = -1
         # The x velocity is read mid-step (quirk 12); a catch needs a free counter.
         puck_vx = env.puck.linearVelocity[0]
-        if env.player1 in bodies and env.keep_mode and puck_vx < 0.1:
-            if env.player1_has_puck == 0:
-                env.player1_has_puck = MAX_TIME_KEEP_PUCK
-        if env.player2 in bodies and env.keep_mode and puck_vx > -0.1:
-            if env.player2_has_puck == 0:
-                env.player2_has_puck = MAX_TIME_KEEP_PUCK
+        if not env.keep_mode:
+            return
+        if env.player1 in bodies and puck_vx < 0.1 and env.player1_has_puck == 0:
+            env.player1_has_puck = MAX_TIME_KEEP_PUCK
+        if env.player2 in bodies and puck_vx > -0.1 and env.player2_has_puck == 0:
+            env.player2_has_puck = MAX_TIME_KEEP_PUCK
 
     def EndContact(self, contact) -> None:
         """Ends of contacts do not matter to the game."""
@@ -200,7 +200,8 @@ class HockeyEnv(gym.Env, EzPickle):
             self._mode = value
         elif isinstance(value, str):
             if value not in Mode.__members__:
-                raise ValueError(f"unknown mode name {value!r}; use one of {list(Mode.__members__)}")
+                names = list(Mode.__members__)
+                raise ValueError(f"unknown mode name {value!r}; use one of {names}")
             self._mode = Mode[value]
         elif isinstance(value, int):
             try:
@@ -411,10 +412,13 @@ class HockeyEnv(gym.Env, EzPickle):
         """
         x, y = player.position
         vx, vy = player.linearVelocity
+        # Player 1 may not push left of x = 1.5 nor right of the centre; player 2 mirrored.
         if is_player_one:
-            stop_x = (x < CENTER_X - 210 / SCALE and force[0] < 0) or (x > CENTER_X and force[0] > 0)
+            stop_x = ((x < CENTER_X - 210 / SCALE and force[0] < 0)
+                      or (x > CENTER_X and force[0] > 0))
         else:
-            stop_x = (x > CENTER_X + 210 / SCALE and force[0] > 0) or (x < CENTER_X and force[0] < 0)
+            stop_x = ((x > CENTER_X + 210 / SCALE and force[0] > 0)
+                      or (x < CENTER_X and force[0] < 0))
         if stop_x:
             vx = 0.0
             player.linearVelocity = (vx, vy)
@@ -431,7 +435,7 @@ class HockeyEnv(gym.Env, EzPickle):
     def _apply_translation_action_with_max_speed(
         self, player, action: np.ndarray, max_speed: float, is_player_one: bool
     ) -> None:
-        """Turn a player's (x, y) action into a force, with the centre band and speed cap (§6.3)."""
+        """Turn a player's (x, y) action into a force, with centre band and speed cap (§6.3)."""
         vx, vy = player.linearVelocity
         speed = math.sqrt(vx * vx + vy * vy)
         # float32 like the action; player 2 pushes in its mirrored frame.

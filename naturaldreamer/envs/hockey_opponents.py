@@ -14,12 +14,19 @@ class BasicOpponent:
     its angle on a random phase. Weak and strong differ only in the position gain. Its
     randomness comes from numpy's global legacy RNG, as upstream's (quirk 18): one draw for the
     phase here and one at every `act`, so reproducing its actions needs the same global calls.
+    `rng` is this port's addition: a `np.random.RandomState` to draw from instead, giving the
+    same numbers as the global RNG would after the same seeding, without touching it.
     """
 
-    def __init__(self, weak: bool = True, keep_mode: bool = True):
+    def __init__(self, weak: bool = True, keep_mode: bool = True, *,
+                 rng: np.random.RandomState | None = None):
         self.weak = weak
         self.keep_mode = keep_mode
-        self.phase = np.random.uniform(0, np.pi)
+        self.rng = rng
+        self.phase = self._uniform(0, np.pi)
+
+    def _uniform(self, low: float, high: float) -> float:
+        return (np.random if self.rng is None else self.rng).uniform(low, high)
 
     def act(self, obs, verbose: bool = False) -> np.ndarray:
         """Return [force x, force y, torque] (+ [shoot] with keep_mode) for one observation."""
@@ -29,7 +36,7 @@ class BasicOpponent:
         velocity = obs[3:6]
         puck = obs[12:14]
         puck_velocity = obs[14:16]
-        self.phase += np.random.uniform(0, 0.2)
+        self.phase += self._uniform(0, 0.2)
 
         kp = 0.5 if self.weak else 10.0
         kd = 0.5

@@ -6,6 +6,7 @@ truncations, the reward is sparse unless shaping is asked for, every episode is 
 its seed (opponent included), and stepping past the end is an error.
 """
 
+import functools
 import importlib
 from types import ModuleType
 
@@ -60,15 +61,16 @@ def parse_mode(mode: str | int | Mode) -> Mode:
 
 
 class _PrivateGlobalRNG:
-    """Runs calls with numpy's global legacy RNG swapped for a private, seeded stream.
+    """Runs calls with numpy's global legacy RNG swapped for a private stream.
 
-    Upstream's `BasicOpponent` draws from `np.random` (quirk 18). Swapping the global state in
-    and out around each call gives the opponent a reproducible stream of its own and leaves the
-    global stream exactly as other code left it. Not thread-safe: the global state is shared.
+    Upstream's `BasicOpponent` draws from `np.random` (quirk 18), and so may an opponent object.
+    Swapping the global state in and out around each call gives the opponent a reproducible
+    stream of its own and leaves the global stream exactly as other code left it. The swap costs
+    about 60 us per call. Not thread-safe: the global state is shared.
     """
 
-    def __init__(self, seed: int):
-        self._state = np.random.RandomState(seed).get_state()
+    def __init__(self, rng: np.random.RandomState):
+        self._state = rng.get_state()
 
     def call(self, function, *args):
         outside = np.random.get_state()
@@ -103,11 +105,14 @@ class SinglePlayerHockey(gym.Env):
     `reward_closeness_to_puck`, `reward_touch_puck`, `reward_puck_direction`.
 
     Seeding: `reset(seed=s)` fully determines the episode. From the env's generator each reset
-    draws the starting side (NORMAL mode), the game's seed and a seed for the opponent's private
-    copy of numpy's global RNG (see `_PrivateGlobalRNG`); the built-in opponent is rebuilt
-    inside that stream, and an opponent object's `reset()` (if it has one) runs inside it too.
-    The possession counters that upstream carries from one episode into the next (quirk 19) are
-    cleared, since they would make an episode depend on the one before it.
+    draws the starting side (NORMAL mode), the game's seed and a seed for the opponent's own
+    `np.random.RandomState`. The built-in opponent is rebuilt each episode drawing from it (the
+    port's `BasicOpponent` takes it as `rng`). An opponent object, or upstream's `BasicOpponent`,
+    may draw from numpy's global RNG instead, so its `act` and `reset()` run with the global
+    state swapped for that private stream (`_PrivateGlobalRNG`); the two ways give the same
+    numbers. Either way the global RNG is left untouched for other code. The possession
+    counters that upstream carries from one episode into the next (quirk 19) are cleared, since
+    they would make an episode depend on the one before it.
 
     Args:
         opponent: "weak" or "strong" (upstream's `BasicOpponent`), or any object with
@@ -151,17 +156,21 @@ class SinglePlayerHockey(gym.Env):
         self.game = self.game_module.HockeyEnv(keep_mode=True, mode=self.mode.value)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(18,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-        self._opponent_rng = None
-        self._player_two = None
+        self._opponent_act = None
         self._episode_over = True
 
-    def _start_opponent(self):
-        """The opponent for a new episode; runs inside the private RNG stream."""
+    def _start_opponent(self, rng: np.random.RandomState):
+        """Set up the opponent for a new episode; returns its act function."""
+        if isinstance(self.opponent, str) and self.backend == "port":
+            return hockey.BasicOpponent(weak=self.opponent == "weak", rng=rng).act
+        private = _PrivateGlobalRNG(rng)
         if isinstance(self.opponent, str):
-            return self.game_module.BasicOpponent(weak=self.opponent == "weak")
-        if callable(getattr(self.opponent, "reset", None)):
-            self.opponent.reset()
-        return self.opponent
+            opponent = private.call(self.game_module.BasicOpponent, self.opponent == "weak")
+        else:
+            opponent = self.opponent
+            if callable(getattr(opponent, "reset", None)):
+                private.call(opponent.reset)
+        return functools.partial(private.call, opponent.act)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode; returns (observation, info)."""
@@ -172,8 +181,7 @@ class SinglePlayerHockey(gym.Env):
         self.game.player1_has_puck = 0
         self.game.player2_has_puck = 0
         obs, info = self.game.reset(one_starting=one_starting, seed=game_seed)
-        self._opponent_rng = _PrivateGlobalRNG(opponent_seed)
-        self._player_two = self._opponent_rng.call(self._start_opponent)
+        self._opponent_act = self._start_opponent(np.random.RandomState(opponent_seed))
         self._episode_over = False
         if self.render_mode == "human":
             self.render()
@@ -184,12 +192,11 @@ class SinglePlayerHockey(gym.Env):
         if self._episode_over:
             raise RuntimeError("the hockey episode is over (or never started): call reset() "
                                "before step(); upstream would keep paying the goal reward")
-        action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        action = np.asarray(action, dtype=np.float32)  # the game clips it to [-1, 1] (§6.1)
         if action.shape != (4,):
             raise ValueError(f"expected 4 actions for player 1, got shape {action.shape}")
         opponent_obs = np.asarray(self.game.obs_agent_two(), dtype=np.float32)
-        opponent_action = np.asarray(
-            self._opponent_rng.call(self._player_two.act, opponent_obs), dtype=np.float64)
+        opponent_action = np.asarray(self._opponent_act(opponent_obs), dtype=np.float64)
         if opponent_action.shape != (4,):
             raise ValueError(f"the opponent must return 4 actions, got shape "
                              f"{opponent_action.shape}")
