@@ -6,6 +6,8 @@ formulas and are derived in the test that uses them.
 
 import math
 import pickle
+import subprocess
+import sys
 import warnings
 
 import gymnasium as gym
@@ -633,6 +635,36 @@ def test_render_human_without_display_uses_dummy_driver(monkeypatch):
     assert env.screen is not None
     env.close()
     assert not env.isopen
+
+
+def test_human_opponent_maps_keys_per_player(monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(name, raising=False)
+    import pygame
+
+    from naturaldreamer.envs.hockey import HumanOpponent
+
+    env = HockeyEnv()
+    pressed = set()
+
+    class HeldKeys:  # stands in for pygame's key state
+        def __getitem__(self, key):
+            return key in pressed
+
+    monkeypatch.setattr(pygame.key, "get_pressed", HeldKeys)
+    one, two = HumanOpponent(env, player=1), HumanOpponent(env, player=2)
+    assert one.act(None) == [0.0, 0.0, 0.0, 0.0]
+    pressed.add(pygame.K_LEFT)
+    assert one.act(None) == [-1.0, 0.0, 0.0, 0.0]
+    assert two.act(None) == [1.0, 0.0, 0.0, 0.0]  # mirrored: left on screen for player 2
+    pressed.add(pygame.K_SPACE)
+    assert one.act(None) == [0.0, 0.0, 0.0, 1.0]  # the last pressed key in the map wins
+    env.close()
+
+
+def test_importing_the_envs_does_not_import_pygame():
+    code = "import sys, naturaldreamer.envs; assert 'pygame' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 ALLOWED_CHECKER_WARNINGS = (

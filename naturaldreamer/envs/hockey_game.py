@@ -8,8 +8,8 @@ the observation dtype/shape of quirk 4).
 
 Units: Box2D world units (metres); upstream writes sizes in pixels, `px / SCALE`. Box2D stores
 positions, velocities, forces and masses as float32, and the sheet's §6.10 lists where upstream's
-own arithmetic is float32 too; the code below repeats those roundings so that long seeded
-rollouts stay bit-identical to upstream.
+own arithmetic is float32 too. The code below repeats those roundings: without them one step
+differs by ~1e-5, and since the game is chaotic, long seeded rollouts drift apart from upstream.
 """
 
 import math
@@ -50,11 +50,12 @@ POSITION_ITERATIONS = 60
 EPISODE_STEPS_NORMAL = 250
 EPISODE_STEPS_TRAINING = 80
 
-# Collision bits (§3.6): walls touch players and puck, the goal's solid copy stops only players,
-# the goal's sensor sees only the puck, decorations touch nothing.
+# Collision categories (§3.6). Players touch walls, each other and the puck; goals share the
+# players' category: a goal's solid copy masks players only, its sensor the puck only.
+# Decorations have category and mask 0 and touch nothing.
 PUCK_BITS = 0x01
 PLAYER_BITS = 0x10
-WALL_BITS = 0x11
+WALL_BITS = PUCK_BITS | PLAYER_BITS
 
 RED = (235, 98, 53)
 BLUE = (93, 158, 199)
@@ -113,10 +114,10 @@ class ContactDetector(contactListener):
                 print("Player 2 scored")
             env.done = True
             env.winner = -1
-        # The x velocity is read mid-step (quirk 12); a catch needs a free counter.
-        puck_vx = env.puck.linearVelocity[0]
         if not env.keep_mode:
             return
+        # The x velocity is read mid-step (quirk 12); a catch needs a free counter.
+        puck_vx = env.puck.linearVelocity[0]
         if env.player1 in bodies and puck_vx < 0.1 and env.player1_has_puck == 0:
             env.player1_has_puck = MAX_TIME_KEEP_PUCK
         if env.player2 in bodies and puck_vx > -0.1 and env.player2_has_puck == 0:
@@ -311,7 +312,7 @@ class HockeyEnv(gym.Env, EzPickle):
             angle=0.0,
             fixtures=fixtureDef(shape=polygonShape(vertices=vertices),
                                 density=200.0 / RACKETFACTOR, friction=1.0, restitution=0.0,
-                                categoryBits=PLAYER_BITS, maskBits=WALL_BITS),
+                                categoryBits=PLAYER_BITS, maskBits=PUCK_BITS | PLAYER_BITS),
         )
         player.userData = {"color": color}
         return player

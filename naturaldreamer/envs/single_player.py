@@ -173,7 +173,7 @@ class SinglePlayerHockey(gym.Env):
         return functools.partial(private.call, opponent.act)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Start an episode; returns (observation, info)."""
+        """Start an episode; returns (observation, info). `options` is not used."""
         super().reset(seed=seed)
         one_starting = bool(self.np_random.integers(2))
         game_seed = int(self.np_random.integers(2**63))
