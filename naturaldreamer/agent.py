@@ -1,0 +1,126 @@
+"""The agent: world model + behaviour, acting in real environments (chapter 9).
+
+Acting keeps a recurrent state per environment. Each step the agent folds the new observation
+into its posterior state (resetting where an episode begins) and samples an action from the
+actor. Several environments are handled as one batch, with one network call per step.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from naturaldreamer.behavior import Behavior
+from naturaldreamer.config import Config, from_dict, to_dict
+from naturaldreamer.rssm import State
+from naturaldreamer.world_model import Batch, WorldModel
+
+
+@dataclass
+class Carry:
+    """What the agent remembers between steps: model state and previous action (batch, ...)."""
+
+    state: State
+    action: torch.Tensor
+
+
+class Agent(nn.Module):
+    """The whole learner. `act` runs in the environment; `train_step` is one update of both
+    parts, in the order of the paper: world model first, then behaviour on its posteriors."""
+
+    def __init__(self, obs_dim: int, action_dim: int, config: Config):
+        super().__init__()
+        self.obs_dim, self.action_dim, self.config = obs_dim, action_dim, config
+        self.world_model = WorldModel(obs_dim, action_dim, config.world_model)
+        self.behavior = Behavior(self.world_model.rssm.feat_dim, action_dim, config.behavior)
+
+    @property
+    def device(self) -> torch.device:
+        return self.world_model.encoder.net[0].weight.device
+
+    def initial_carry(self, batch: int) -> Carry:
+        state = self.world_model.rssm.initial_state(batch)
+        return Carry(state, torch.zeros(batch, self.action_dim, device=self.device))
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, is_first: np.ndarray, carry: Carry,
+            explore: bool = True) -> tuple[np.ndarray, Carry]:
+        """obs (batch, obs_dim), is_first (batch,) → actions (batch, action_dim) in [−1, 1].
+
+        explore=True samples from the actor (what the official agent does, in training and in
+        evaluation); explore=False takes the distribution's mode.
+        """
+        wm = self.world_model
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        first = torch.as_tensor(is_first, dtype=torch.bool, device=self.device)
+        posterior, _ = wm.rssm.obs_step(carry.state, carry.action, wm.encoder(obs_t), first)
+        dist = self.behavior.actor(posterior.feat())
+        action = dist.sample()[1] if explore else dist.mode_action()
+        return action.cpu().numpy(), Carry(posterior, action)
+
+    def train_step(self, batch: dict) -> dict:
+        """One world-model update and one behaviour update on a replayed batch (numpy)."""
+        tensors = Batch(**{key: torch.as_tensor(batch[key], device=self.device)
+                           for key in ("obs", "action", "reward", "is_first", "is_terminal")})
+        metrics, posterior = self.world_model.update(tensors)
+        metrics.update(self.behavior.update(self.world_model, posterior, tensors.is_terminal))
+        return metrics
+
+    def optimizers(self) -> dict:
+        return {"world_model": self.world_model.optimizer,
+                "actor": self.behavior.actor_optimizer,
+                "critic": self.behavior.critic_optimizer}
+
+
+class Policy:
+    """A trained agent as a plain controller: `reset()` at the start of each game, then
+    `act(obs) -> action` every step. It keeps its own recurrent state between calls."""
+
+    def __init__(self, agent: Agent):
+        self.agent = agent.eval()
+        self.reset()
+
+    def reset(self) -> None:
+        self._carry = self.agent.initial_carry(1)
+        self._first = True
+
+    def act(self, obs, explore: bool = False) -> np.ndarray:
+        """obs: float array (obs_dim,) → action: float32 array (action_dim,) in [−1, 1]."""
+        obs = np.asarray(obs, dtype=np.float32).reshape(1, -1)
+        if obs.shape[1] != self.agent.obs_dim:
+            raise ValueError(f"expected an observation of {self.agent.obs_dim} numbers, "
+                             f"got {obs.shape[1]}")
+        action, self._carry = self.agent.act(obs, np.array([self._first]), self._carry, explore)
+        self._first = False
+        return np.clip(action[0], -1.0, 1.0).astype(np.float32)
+
+
+def save_policy(agent: Agent, path: str | Path) -> None:
+    """Write what `load_policy` needs: network weights, sizes and the config (no optimiser)."""
+    torch.save({"format": "naturaldreamer-policy-1", "obs_dim": agent.obs_dim,
+                "action_dim": agent.action_dim, "config": to_dict(agent.config),
+                "agent": agent.state_dict()}, path)
+
+
+def load_agent(path: str | Path, device: str = "cpu") -> Agent:
+    """Rebuild an Agent from a policy file or a training checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no agent file at {path}; train one with `python -m "
+                                f"naturaldreamer train` or use the shipped agents/hockey.pt")
+    try:
+        data = torch.load(path, map_location=device, weights_only=True)
+        agent = Agent(data["obs_dim"], data["action_dim"], from_dict(data["config"]))
+        agent.load_state_dict(data["agent"])
+    except (RuntimeError, KeyError, EOFError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable naturaldreamer agent ({error}); the file "
+                         f"may be truncated or from another program: download or train it "
+                         f"again") from error
+    return agent.to(device)
+
+
+def load_policy(path: str | Path = "agents/hockey.pt", device: str = "cpu") -> Policy:
+    """Load a trained agent as a `Policy` with `reset()` and `act(obs, explore=False)`."""
+    return Policy(load_agent(path, device))

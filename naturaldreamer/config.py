@@ -1,0 +1,255 @@
+"""Every hyperparameter in one place: YAML files → validated dataclasses (chapter 9).
+
+Each default is the official DreamerV3 value for vector observations (the `dmc_proprio` preset,
+which uses the `size1m` model), unless its comment says why the book differs. A YAML file only
+lists what it changes. An unknown key or a value of the wrong type or range is an error that
+names the key, so a typo cannot silently fall back to a default.
+"""
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message names the key."""
+
+
+@dataclass
+class EnvConfig:
+    name: str = "Pendulum-v1"  # "hockey" or any gymnasium id
+    options: dict = field(default_factory=dict)  # passed to naturaldreamer.envs.make_env
+    num_envs: int = 4  # official 16; fewer suit a 2-core CPU
+    # Hockey only: opponents sampled per training episode, with weights (e.g. weak: 1,
+    # strong: 1, self: 1 for the agent's own past checkpoints). Empty means options alone.
+    opponents: dict = field(default_factory=dict)
+    self_play_every: int = 50_000  # env steps between snapshots added to the self-play pool
+
+    def __post_init__(self):
+        _positive(self, "num_envs", "self_play_every")
+        for key, weight in self.opponents.items():
+            if key not in ("weak", "strong", "self") or not isinstance(weight, (int, float)) \
+                    or weight < 0:
+                raise ConfigError(f"env.opponents.{key}: expected weak/strong/self with a "
+                                  f"non-negative weight, got {key}: {weight!r}")
+
+
+@dataclass
+class WorldModelConfig:
+    deter: int = 512  # size1m
+    stoch: int = 32
+    classes: int = 4  # size1m
+    hidden: int = 64  # size1m
+    blocks: int = 8
+    units: int = 64  # size1m
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    reward_layers: int = 1
+    continue_layers: int = 1
+    prior_layers: int = 2
+    posterior_layers: int = 1
+    unimix: float = 0.01
+    free_nats: float = 1.0
+    rec_scale: float = 1.0
+    reward_scale: float = 1.0
+    continue_scale: float = 1.0
+    dyn_scale: float = 1.0  # current official; the 2023 paper used 0.5
+    rep_scale: float = 0.1
+    lr: float = 4e-5
+    agc: float = 0.3
+    eps: float = 1e-20
+    warmup: int = 1000
+
+    def __post_init__(self):
+        _positive(self, "deter", "stoch", "classes", "hidden", "blocks", "units", "lr")
+        _in_range(self, "unimix", 0.0, 1.0)
+        if self.deter % self.blocks:
+            raise ConfigError(f"world_model.deter ({self.deter}) must be divisible by "
+                              f"world_model.blocks ({self.blocks})")
+
+
+@dataclass
+class BehaviorConfig:
+    actor_dist: Literal["bounded_normal", "tanh_normal"] = "bounded_normal"
+    min_std: float = 0.1  # bounded_normal
+    max_std: float = 1.0  # bounded_normal
+    log_std_min: float = -2.0  # tanh_normal (the seeds' bounds)
+    log_std_max: float = 2.0  # tanh_normal
+    # Which entropy enters the actor loss: the Gaussian's (official, for bounded_normal) or a
+    # Monte-Carlo estimate of the entropy of the action actually taken.
+    entropy: Literal["gaussian", "action"] = "gaussian"
+    entropy_scale: float = 3e-4
+    actor_grad: Literal["reinforce", "dynamics"] = "reinforce"
+    units: int = 64  # size1m
+    actor_layers: int = 3
+    critic_layers: int = 3
+    horizon: int = 15
+    discount: float = 0.997  # 1 − 1/333
+    lam: float = 0.95
+    return_decay: float = 0.99
+    return_low: float = 0.05
+    return_high: float = 0.95
+    return_floor: float = 1.0
+    slow_critic_mix: float = 0.02
+    slowreg_scale: float = 1.0
+    lr: float = 4e-5
+    agc: float = 0.3
+    eps: float = 1e-20
+    warmup: int = 1000
+
+    def __post_init__(self):
+        _positive(self, "min_std", "units", "horizon", "lr", "return_floor")
+        _in_range(self, "discount", 0.0, 1.0)
+        _in_range(self, "lam", 0.0, 1.0)
+        _in_range(self, "return_decay", 0.0, 1.0)
+        _in_range(self, "slow_critic_mix", 0.0, 1.0)
+        if not self.min_std < self.max_std:
+            raise ConfigError("behavior.min_std must be smaller than behavior.max_std")
+        if not self.log_std_min < self.log_std_max:
+            raise ConfigError("behavior.log_std_min must be smaller than behavior.log_std_max")
+        if not 0.0 <= self.return_low < self.return_high <= 1.0:
+            raise ConfigError("behavior.return_low/return_high must satisfy 0 ≤ low < high ≤ 1")
+        if self.entropy_scale < 0:
+            raise ConfigError("behavior.entropy_scale must be ≥ 0")
+
+
+@dataclass
+class ReplayConfig:
+    capacity: int = 1_000_000  # official 5e6; one million steps is more than any run here
+    batch_size: int = 16
+    batch_length: int = 64
+    # DreamSmooth (Lee et al., 2023): train the reward predictor on rewards smoothed in time.
+    smoothing: Literal["none", "ema", "gaussian"] = "none"
+    smoothing_alpha: float = 0.33  # ema: weight carried to the previous step
+    smoothing_sigma: float = 3.0  # gaussian: kernel width in steps
+
+    def __post_init__(self):
+        _positive(self, "capacity", "batch_size", "batch_length", "smoothing_sigma")
+        _in_range(self, "smoothing_alpha", 0.0, 1.0)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100_000  # environment steps, summed over parallel envs
+    train_ratio: float = 1024.0  # replayed steps per env step (official dmc_proprio value)
+    train_start: int = 1024  # env steps before the first update (official: one batch)
+    seed: int = 0
+    device: str = "auto"  # auto = cuda when available
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    eval_mode: Literal["sample", "mode"] = "sample"  # official evaluates with samples
+    log_every: int = 1_000
+    checkpoint_every: int = 10_000
+
+    def __post_init__(self):
+        _positive(self, "steps", "train_ratio", "eval_every", "eval_episodes", "log_every",
+                  "checkpoint_every")
+        if self.train_start < 0 or self.threads < 0:
+            raise ConfigError("train.train_start and train.threads must be ≥ 0")
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def updates_per_step(self) -> float:
+        """Gradient updates per env step implied by the official train ratio."""
+        return self.train.train_ratio / (self.replay.batch_size * self.replay.batch_length)
+
+
+def _positive(section, *names: str) -> None:
+    for name in names:
+        if getattr(section, name) <= 0:
+            raise ConfigError(f"{_section_name(section)}.{name} must be > 0, "
+                              f"got {getattr(section, name)!r}")
+
+
+def _in_range(section, name: str, low: float, high: float) -> None:
+    if not low <= getattr(section, name) <= high:
+        raise ConfigError(f"{_section_name(section)}.{name} must be in [{low}, {high}], "
+                          f"got {getattr(section, name)!r}")
+
+
+def _section_name(section) -> str:
+    return next(f.name for f in dataclasses.fields(Config)
+                if f.default_factory is type(section))
+
+
+def _check_type(key: str, value, expected):
+    """Return `value` converted to `expected` where that is lossless, else raise ConfigError."""
+    if typing.get_origin(expected) is Literal:
+        if value not in typing.get_args(expected):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(expected))}")
+        return value
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if expected is dict and value is None:
+        return {}
+    if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(data: dict) -> Config:
+    """Build a Config from nested dicts, rejecting unknown sections and keys by name."""
+    if not isinstance(data, dict):
+        raise ConfigError("a config must be a mapping of sections (env, world_model, ...)")
+    sections = {f.name: f.default_factory for f in dataclasses.fields(Config)}
+    built = {}
+    for name, values in data.items():
+        if name not in sections:
+            raise ConfigError(_unknown(name, sections))
+        cls = sections[name]
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, value in (values or {}).items():
+            if key not in hints:
+                raise ConfigError(_unknown(f"{name}.{key}", [f"{name}.{k}" for k in hints]))
+            kwargs[key] = _check_type(f"{name}.{key}", value, hints[key])
+        built[name] = cls(**kwargs)
+    return Config(**built)
+
+
+def _unknown(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+    return f"unknown config key {key!r}{hint}"
+
+
+def to_dict(config: Config) -> dict:
+    """The config as nested plain dicts (what `from_dict` reads and YAML writes)."""
+    return dataclasses.asdict(config)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> Config:
+    """Read a YAML config file; `overrides` maps 'section.key' to a value and wins over it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; the shipped ones are in configs/")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        data.setdefault(section, {})
+        data[section] = dict(data[section] or {}, **{key: value})
+    return from_dict(data)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the full config, defaults included, so a run records every value it used."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
