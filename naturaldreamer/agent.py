@@ -6,6 +6,7 @@ actor. Several environments are handled as one batch, with one network call per 
 """
 
 from dataclasses import dataclass
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from torch import nn
 
 from naturaldreamer.behavior import Behavior
 from naturaldreamer.config import Config, from_dict, to_dict
-from naturaldreamer.rssm import State
+from naturaldreamer.rssm import State, mode_onehot
 from naturaldreamer.world_model import Batch, WorldModel
 
 
@@ -49,13 +50,17 @@ class Agent(nn.Module):
             explore: bool = True) -> tuple[np.ndarray, Carry]:
         """obs (batch, obs_dim), is_first (batch,) → actions (batch, action_dim) in [−1, 1].
 
-        explore=True samples from the actor (what the official agent does, in training and in
-        evaluation); explore=False takes the distribution's mode.
+        explore=True samples the latent state and the action (what the official agent does, in
+        training and in evaluation); explore=False takes the most likely latent and the
+        actor's mode, so the same observations always give the same actions.
         """
         wm = self.world_model
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         first = torch.as_tensor(is_first, dtype=torch.bool, device=self.device)
         posterior, _ = wm.rssm.obs_step(carry.state, carry.action, wm.encoder(obs_t), first)
+        if not explore:
+            stoch = mode_onehot(posterior.logits).flatten(-2)
+            posterior = State(posterior.deter, stoch, posterior.logits)
         dist = self.behavior.actor(posterior.feat())
         action = dist.sample()[1] if explore else dist.mode_action()
         return action.cpu().numpy(), Carry(posterior, action)
@@ -114,7 +119,7 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
         data = torch.load(path, map_location=device, weights_only=True)
         agent = Agent(data["obs_dim"], data["action_dim"], from_dict(data["config"]))
         agent.load_state_dict(data["agent"])
-    except (RuntimeError, KeyError, EOFError, ValueError) as error:
+    except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as error:
         raise ValueError(f"{path} is not a readable naturaldreamer agent ({error}); the file "
                          f"may be truncated or from another program: download or train it "
                          f"again") from error

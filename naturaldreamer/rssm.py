@@ -58,6 +58,11 @@ def sample_onehot(logits: torch.Tensor) -> torch.Tensor:
     return onehot + probs - probs.detach()
 
 
+def mode_onehot(logits: torch.Tensor) -> torch.Tensor:
+    """The most likely class of each categorical as a one-hot vector: (..., classes)."""
+    return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+
+
 class BlockLinear(nn.Module):
     """A linear map that is block-diagonal: `blocks` independent Linear(in/blocks, out/blocks)
     on consecutive slices. (..., blocks, in/blocks) → (..., blocks, out/blocks)."""

@@ -7,6 +7,7 @@ DreamerV3 definition (replayed steps per env step).
 """
 
 import csv
+import pickle
 import random
 import time
 from dataclasses import dataclass
@@ -369,7 +370,7 @@ def load_checkpoint(path: Path, agent: Agent, replay: Replay, pools: list[Oppone
                                 f"--resume, or point --resume at a run directory that has one")
     try:
         state = torch.load(path, map_location=agent.device, weights_only=True)
-    except (RuntimeError, EOFError) as error:
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise ValueError(f"{path} is corrupted or incomplete ({error}); delete it to start "
                          f"over, or resume from a copy") from error
     if from_dict(state["config"]) != config:

@@ -1,0 +1,87 @@
+"""LaProp and AGC against hand computations; config validation."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from naturaldreamer.config import Config, ConfigError, from_dict, load_config
+from naturaldreamer.optim import LaProp, clip_by_agc
+
+
+def test_laprop_matches_numpy_reference():
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(size=5)
+    grads = [rng.normal(size=5) for _ in range(4)]
+    param = torch.nn.Parameter(torch.tensor(p0))
+    optimizer = LaProp([param], lr=0.1, warmup=2, eps=1e-20)
+    p, v, m = p0.copy(), np.zeros(5), np.zeros(5)
+    for k, g in enumerate(grads, start=1):
+        param.grad = torch.tensor(g)
+        optimizer.step()
+        v = 0.999 * v + 0.001 * g ** 2
+        n = g / (np.sqrt(v / (1 - 0.999 ** k)) + 1e-20)
+        m = 0.9 * m + 0.1 * n
+        p = p - 0.1 * min(1.0, k / 2) * m / (1 - 0.9 ** k)
+        np.testing.assert_allclose(param.detach().numpy(), p, rtol=1e-12)
+
+
+def test_agc_clips_relative_to_parameter_norm():
+    big = torch.nn.Parameter(torch.full((4,), 1.0))  # ‖p‖ = 2 → limit 0.6
+    big.grad = torch.full((4,), 3.0)  # ‖g‖ = 6
+    small = torch.nn.Parameter(torch.full((4,), 1.0))
+    small.grad = torch.full((4,), 0.1)  # ‖g‖ = 0.2 < 0.6: untouched
+    zero = torch.nn.Parameter(torch.zeros(4))  # ‖p‖ = 0 → floor 1e-3 → limit 3e-4
+    zero.grad = torch.ones(4)
+    norm = clip_by_agc([big, small, zero], clip=0.3)
+    assert abs(float(norm) - np.sqrt(36 + 0.04 + 4)) < 1e-5
+    assert abs(float(big.grad.norm()) - 0.6) < 1e-6
+    torch.testing.assert_close(small.grad, torch.full((4,), 0.1))
+    assert abs(float(zero.grad.norm()) - 3e-4) < 1e-9
+
+
+def test_defaults_are_the_official_values():
+    config = Config()
+    assert config.behavior.entropy_scale == 3e-4
+    assert config.behavior.horizon == 15 and config.behavior.lam == 0.95
+    assert abs(config.behavior.discount - (1 - 1 / 333)) < 1e-5
+    assert (config.behavior.min_std, config.behavior.max_std) == (0.1, 1.0)
+    assert config.world_model.free_nats == 1.0 and config.world_model.unimix == 0.01
+    assert (config.world_model.dyn_scale, config.world_model.rep_scale) == (1.0, 0.1)
+    assert config.replay.batch_size == 16 and config.replay.batch_length == 64
+    assert config.world_model.lr == 4e-5 and config.world_model.agc == 0.3
+    assert config.updates_per_step == 1.0  # train ratio 1024 / (16 · 64)
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"behavior": {"entropy_scal": 1e-3}}, "behavior.entropy_scal.*did you mean.*entropy_scale"),
+    ({"trian": {}}, "unknown config key 'trian'"),
+    ({"behavior": {"lam": 1.5}}, r"behavior.lam must be in \[0.0, 1.0\]"),
+    ({"behavior": {"horizon": "15"}}, "behavior.horizon: expected int"),
+    ({"behavior": {"actor_dist": "gaussian"}}, "behavior.actor_dist: 'gaussian' is not one of"),
+    ({"world_model": {"deter": 100, "blocks": 8}}, "world_model.deter .* divisible"),
+    ({"replay": {"batch_size": 0}}, "replay.batch_size must be > 0"),
+    ({"env": {"opponents": {"medium": 1}}}, "env.opponents.medium"),
+])
+def test_config_errors_name_the_key(data, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(data)
+
+
+def test_load_config_reads_yaml_and_applies_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("behavior:\n  entropy_scale: 0.001\ntrain:\n  steps: 5\n")
+    config = load_config(path, {"train.steps": 7})
+    assert config.behavior.entropy_scale == 1e-3 and config.train.steps == 7
+    assert config.behavior.horizon == 15  # untouched keys keep their defaults
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("behavior: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("name", ["pendulum", "hockey"])
+def test_shipped_configs_load(name):
+    load_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")

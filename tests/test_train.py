@@ -1,0 +1,128 @@
+"""Data collection alignment, checkpoint resume, policy files, and a tiny training run."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from naturaldreamer.agent import Agent, load_policy, save_policy
+from naturaldreamer.config import from_dict
+from naturaldreamer.replay import Replay
+from naturaldreamer.train import Collector, load_checkpoint, save_checkpoint, train
+
+TINY = {"world_model": {"deter": 32, "hidden": 16, "units": 16, "blocks": 4, "classes": 4,
+                        "stoch": 4},
+        "behavior": {"units": 16, "horizon": 3},
+        "replay": {"batch_size": 2, "batch_length": 4, "capacity": 400}}
+
+
+class CountingEnv(gym.Env):
+    """obs = [number of steps taken]; the step into obs t pays 10·t; the episode ends after
+    3 steps, as a termination or as a time-out."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def __init__(self, truncate: bool):
+        self.truncate, self.t = truncate, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        end = self.t == 3
+        return (np.array([self.t], np.float32), 10.0 * self.t, end and not self.truncate,
+                end and self.truncate, {})
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_collector_pairs_each_reward_with_the_observation_it_leads_to(truncate):
+    agent = Agent(1, 1, from_dict(TINY))
+    replay = Replay(1, 1, 1, from_dict(TINY).replay)
+    collector = Collector([CountingEnv(truncate)], seed=0)
+    carry = agent.initial_carry(1)
+    for _ in range(9):
+        carry = collector.step(agent, carry, replay)
+    data = {k: v[0, :9] for k, v in replay.data.items()}
+    np.testing.assert_array_equal(data["obs"][:, 0], [0, 1, 2, 3, 0, 1, 2, 3, 0])
+    np.testing.assert_array_equal(data["reward"], [0, 10, 20, 30, 0, 10, 20, 30, 0])
+    np.testing.assert_array_equal(data["is_first"], [1, 0, 0, 0, 1, 0, 0, 0, 1])
+    np.testing.assert_array_equal(data["is_last"], [0, 0, 0, 1, 0, 0, 0, 1, 0])
+    # A time-out is the end of an episode but not a terminal state.
+    np.testing.assert_array_equal(data["is_terminal"], np.array([0, 0, 0, 1] * 2 + [0])
+                                  * (not truncate))
+    assert [e["return"] for e in collector.finished] == [60.0, 60.0]
+
+
+def test_checkpoint_resume_gives_identical_next_update(tmp_path):
+    config = from_dict(TINY)
+    torch.manual_seed(0)
+    agent = Agent(1, 1, config)
+    replay = Replay(1, 1, 1, config.replay, seed=0)
+    collector = Collector([CountingEnv(False)], seed=0)
+    carry = agent.initial_carry(1)
+    for _ in range(12):
+        carry = collector.step(agent, carry, replay)
+    agent.train_step(replay.sample())  # optimiser state and Moments are non-trivial now
+    save_checkpoint(tmp_path / "checkpoint.pt", agent, replay, [], {"env_steps": 12})
+    expected = agent.train_step(replay.sample())
+
+    torch.manual_seed(123)  # a different RNG state: the checkpoint must restore it
+    restored = Agent(1, 1, config)
+    restored_replay = Replay(1, 1, 1, config.replay, seed=5)
+    counters = load_checkpoint(tmp_path / "checkpoint.pt", restored, restored_replay, [], config)
+    assert counters == {"env_steps": 12}
+    got = restored.train_step(restored_replay.sample())
+    assert got == expected
+    for (name, a), (_, b) in zip(agent.state_dict().items(), restored.state_dict().items()):
+        assert torch.equal(a, b), name
+    torch.testing.assert_close(restored.behavior.moments.high, agent.behavior.moments.high)
+
+
+def test_load_checkpoint_errors_say_what_to_do(tmp_path):
+    config = from_dict(TINY)
+    agent, replay = Agent(1, 1, config), Replay(1, 1, 1, config.replay)
+    with pytest.raises(FileNotFoundError, match="start without --resume"):
+        load_checkpoint(tmp_path / "none.pt", agent, replay, [], config)
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupted"):
+        load_checkpoint(tmp_path / "broken.pt", agent, replay, [], config)
+
+
+def test_policy_file_round_trip(tmp_path):
+    agent = Agent(18, 4, from_dict(TINY))
+    save_policy(agent, tmp_path / "agent.pt")
+    policy = load_policy(tmp_path / "agent.pt")
+    obs = np.linspace(-1, 1, 18)
+    first = policy.act(obs)
+    assert first.shape == (4,) and first.dtype == np.float32 and np.all(np.abs(first) <= 1)
+    policy.reset()
+    np.testing.assert_array_equal(policy.act(obs), first)  # deterministic by default
+    with pytest.raises(ValueError, match="18 numbers"):
+        policy.act(np.zeros(5))
+    with pytest.raises(FileNotFoundError, match="train one"):
+        load_policy(tmp_path / "missing.pt")
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_policy(tmp_path / "bad.pt")
+
+
+def test_tiny_training_run_writes_its_outputs_and_resumes(tmp_path):
+    config = from_dict({**TINY, "env": {"name": "Pendulum-v1", "num_envs": 2},
+                        "train": {"steps": 60, "train_ratio": 8, "train_start": 20,
+                                  "eval_every": 60, "eval_episodes": 1, "log_every": 20,
+                                  "checkpoint_every": 40}})
+    train(config, tmp_path, progress=False)
+    for name in ("config.yaml", "metrics.csv", "metrics.png", "checkpoint.pt", "policy.pt"):
+        assert (tmp_path / name).exists(), name
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 4 and "world/loss" in rows[0] and "eval/return" in rows[0]
+    longer = from_dict({**TINY, "env": {"name": "Pendulum-v1", "num_envs": 2},
+                        "train": {"steps": 80, "train_ratio": 8, "train_start": 20,
+                                  "eval_every": 60, "eval_episodes": 1, "log_every": 20,
+                                  "checkpoint_every": 40}})
+    with pytest.raises(ValueError, match="different config"):
+        train(longer, tmp_path, resume=True, progress=False)
