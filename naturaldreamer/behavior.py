@@ -124,11 +124,18 @@ class Behavior(nn.Module):
         """One actor and one critic step from the posterior states of a replayed batch.
 
         posterior: (batch, time, ...) detached; is_terminal: (batch, time). Every posterior
-        state starts a dream; a terminal start state gets weight 0 (nothing follows it).
+        state starts a dream (or a random `imagine_starts` of them); a terminal start state gets
+        weight 0 (nothing follows it).
         """
         c = self.config
         start = State(*(x.flatten(0, 1) for x in (posterior.deter, posterior.stoch,
                                                   posterior.logits)))
+        is_terminal = is_terminal.flatten()
+        if 0 < c.imagine_starts < len(is_terminal):
+            chosen = torch.randperm(len(is_terminal), device=is_terminal.device)
+            chosen = chosen[:c.imagine_starts]
+            start = State(start.deter[chosen], start.stoch[chosen], start.logits[chosen])
+            is_terminal = is_terminal[chosen]
         world_model.requires_grad_(False)
         self.critic.requires_grad_(False)
         try:
@@ -142,7 +149,7 @@ class Behavior(nn.Module):
             self.critic.requires_grad_(True)
 
         # Weight of step t: probability that the dream is still alive there, discounted.
-        alive = 1.0 - is_terminal.flatten().float()
+        alive = 1.0 - is_terminal.float()
         cumulative = torch.cumprod(c.discount * dream.continues.detach(), 1)
         weight = alive[:, None] * torch.cat([torch.ones_like(cumulative[:, :1]),
                                              cumulative[:, :-1]], 1)

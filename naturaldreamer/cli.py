@@ -23,6 +23,27 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from naturaldreamer.agent import load_agent
+    from naturaldreamer.evaluation import hockey_record
+
+    agent = load_agent(args.path, args.device)
+    for opponent in args.opponent:
+        print(hockey_record(agent, opponent, args.games, explore=args.explore, seed=args.seed))
+    return 0
+
+
+def _play(args: argparse.Namespace) -> int:
+    from naturaldreamer.agent import load_policy
+    from naturaldreamer.evaluation import record_game, save_gif
+
+    frames, winner = record_game(load_policy(args.path, args.device), args.opponent, args.seed)
+    save_gif(frames, args.out)
+    outcome = {1: "the agent won", 0: "a draw", -1: "the agent lost"}[winner]
+    print(f"wrote {args.out}: {len(frames)} frames, {outcome}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job a reader runs."""
     parser = argparse.ArgumentParser(
@@ -41,6 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue the run in RUN_DIR from its checkpoint and config")
     train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="win rates of a hockey agent")
+    evaluate.add_argument("path", help="agent file, e.g. agents/hockey.pt or runs/X/policy.pt")
+    evaluate.add_argument("--opponent", choices=["weak", "strong"], action="append",
+                          help="scripted opponent (repeatable; default: weak and strong)")
+    evaluate.add_argument("--games", type=int, default=200, help="games per opponent")
+    evaluate.add_argument("--seed", type=int, default=10_000, help="seed of the first game")
+    evaluate.add_argument("--explore", action="store_true",
+                          help="sample actions instead of the deterministic mode")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.set_defaults(run=_evaluate)
+
+    play = commands.add_parser("play", help="render one hockey game to a GIF")
+    play.add_argument("path", help="agent file, e.g. agents/hockey.pt")
+    play.add_argument("--opponent", choices=["weak", "strong"], default="strong")
+    play.add_argument("--out", default="game.gif", help="output GIF (default: game.gif)")
+    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("--device", default="cpu")
+    play.set_defaults(run=_play)
     return parser
 
 
@@ -51,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "evaluate" and not args.opponent:
+        args.opponent = ["weak", "strong"]
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:

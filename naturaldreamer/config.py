@@ -89,6 +89,7 @@ class BehaviorConfig:
     actor_layers: int = 3
     critic_layers: int = 3
     horizon: int = 15
+    imagine_starts: int = 0  # dreams per update; 0 = one from every replayed state (official)
     discount: float = 0.997  # 1 − 1/333
     lam: float = 0.95
     return_decay: float = 0.99
@@ -114,6 +115,8 @@ class BehaviorConfig:
             raise ConfigError("behavior.log_std_min must be smaller than behavior.log_std_max")
         if not 0.0 <= self.return_low < self.return_high <= 1.0:
             raise ConfigError("behavior.return_low/return_high must satisfy 0 ≤ low < high ≤ 1")
+        if self.imagine_starts < 0:
+            raise ConfigError("behavior.imagine_starts must be ≥ 0 (0 = all replayed states)")
         if self.entropy_scale < 0:
             raise ConfigError("behavior.entropy_scale must be ≥ 0")
 

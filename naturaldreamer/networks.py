@@ -19,13 +19,18 @@ from naturaldreamer.distributions import (symexp, symlog, symlog_bins, twohot_de
 TRUNCATED_NORMAL_CORRECTION = 1.1368
 
 
+def trunc_normal_fan_in_(weight: torch.Tensor, fan_in: int, outscale: float = 1.0) -> None:
+    """Fill `weight` with a normal of variance 1/fan_in, truncated at ±2σ, times `outscale`."""
+    std = TRUNCATED_NORMAL_CORRECTION * math.sqrt(1.0 / fan_in) * outscale
+    if std == 0.0:
+        nn.init.zeros_(weight)
+    else:
+        nn.init.trunc_normal_(weight, std=std, a=-2.0 * std, b=2.0 * std)
+
+
 def init_linear(layer: nn.Linear, outscale: float = 1.0) -> nn.Linear:
     """Fan-in truncated-normal weights times `outscale`, zero bias; returns the layer."""
-    std = TRUNCATED_NORMAL_CORRECTION * math.sqrt(1.0 / layer.in_features) * outscale
-    if std == 0.0:
-        nn.init.zeros_(layer.weight)
-    else:
-        nn.init.trunc_normal_(layer.weight, std=std, a=-2.0 * std, b=2.0 * std)
+    trunc_normal_fan_in_(layer.weight, layer.in_features, outscale)
     nn.init.zeros_(layer.bias)
     return layer
 

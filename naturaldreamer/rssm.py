@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from naturaldreamer.networks import init_linear, mlp
+from naturaldreamer.networks import init_linear, mlp, trunc_normal_fan_in_
 
 
 @dataclass
@@ -50,8 +50,11 @@ def unimix_logits(logits: torch.Tensor, unimix: float) -> torch.Tensor:
 
 def sample_onehot(logits: torch.Tensor) -> torch.Tensor:
     """One-hot sample with straight-through gradients: forward value is the one-hot sample,
-    gradient is that of the probabilities. (..., classes) → (..., classes)."""
-    probs = torch.softmax(logits, -1)
+    gradient is that of the probabilities. (..., classes) → (..., classes).
+
+    `logits` are normalised log-probabilities (as `unimix_logits` returns), so the
+    probabilities are simply their exponential."""
+    probs = torch.exp(logits)
     # Gumbel-max trick: argmax(logits + Gumbel noise) is a sample from softmax(logits).
     gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp_(1e-20, 1.0)))
     onehot = F.one_hot((logits + gumbel).argmax(-1), logits.shape[-1]).to(probs.dtype)
@@ -67,12 +70,12 @@ class BlockLinear(nn.Module):
     """A linear map that is block-diagonal: `blocks` independent Linear(in/blocks, out/blocks)
     on consecutive slices. (..., blocks, in/blocks) → (..., blocks, out/blocks)."""
 
-    def __init__(self, in_per_block: int, out_per_block: int, blocks: int):
+    def __init__(self, in_per_block: int, out_per_block: int, blocks: int,
+                 fan_in: int | None = None):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(blocks, in_per_block, out_per_block))
         self.bias = nn.Parameter(torch.zeros(blocks, out_per_block))
-        std = 1.1368 / in_per_block ** 0.5
-        nn.init.trunc_normal_(self.weight, std=std, a=-2 * std, b=2 * std)
+        trunc_normal_fan_in_(self.weight, fan_in or in_per_block)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("...bi,bio->...bo", x, self.weight) + self.bias
@@ -81,10 +84,14 @@ class BlockLinear(nn.Module):
 class RecurrentModel(nn.Module):
     """h_t = f(h_{t−1}, z_{t−1}, a_{t−1}): the official block-diagonal GRU.
 
-    deter, stoch and action each pass through Linear(hidden) → norm → SiLU; the three are
-    concatenated and given to each of `blocks` groups together with that group's slice of
-    h_{t−1}. A block-linear layer (+ norm + SiLU) and a block-linear gate layer produce the
-    reset, candidate and update gates. The update gate's bias of −1 favours keeping h.
+    deter, stoch and action each pass through Linear(hidden) → norm → SiLU; the three results
+    x are concatenated. h is split into `blocks` groups. Each group's hidden layer sees all of
+    x and only its own slice of h_{t−1}: a dense layer from x (shared by all groups) plus a
+    block-linear layer from h, then norm + SiLU per group. A block-linear gate layer gives each
+    group its reset, candidate and update gates; the update gate's bias of −1 favours keeping h.
+    (The official code tiles x to every group and applies one block-linear layer to
+    [x, h-slice]; splitting that layer's weight into the x part and the h part computes the
+    same function without copying x `blocks` times.)
     """
 
     def __init__(self, deter: int, stoch_flat: int, action_dim: int, hidden: int, blocks: int):
@@ -96,7 +103,11 @@ class RecurrentModel(nn.Module):
         self.in_stoch = mlp(stoch_flat, hidden, 1)
         self.in_action = mlp(action_dim, hidden, 1)
         per_block = deter // blocks
-        self.hidden_layer = BlockLinear(3 * hidden + per_block, per_block, blocks)
+        fan_in = 3 * hidden + per_block  # of each group's hidden layer, as in the tiled form
+        self.hidden_from_input = nn.Linear(3 * hidden, deter)
+        trunc_normal_fan_in_(self.hidden_from_input.weight, fan_in)
+        nn.init.zeros_(self.hidden_from_input.bias)
+        self.hidden_from_deter = BlockLinear(per_block, per_block, blocks, fan_in)
         self.hidden_norm = nn.RMSNorm(per_block, eps=1e-4)
         self.gates = BlockLinear(per_block, 3 * per_block, blocks)
 
@@ -106,11 +117,11 @@ class RecurrentModel(nn.Module):
         # Actions beyond ±1 (unclipped Gaussian samples) are scaled back inside the unit box.
         action = action / torch.clamp(action.abs(), min=1.0).detach()
         x = torch.cat([self.in_deter(deter), self.in_stoch(stoch), self.in_action(action)], -1)
-        x = x.unsqueeze(-2).expand(*batch, self.blocks, x.shape[-1])
         grouped_deter = deter.reshape(*batch, self.blocks, -1)
-        x = torch.cat([x, grouped_deter], -1)
-        x = F.silu(self.hidden_norm(self.hidden_layer(x)))
-        reset, candidate, update = self.gates(x).chunk(3, -1)
+        hidden = (self.hidden_from_input(x).reshape(*batch, self.blocks, -1)
+                  + self.hidden_from_deter(grouped_deter))
+        hidden = F.silu(self.hidden_norm(hidden))
+        reset, candidate, update = self.gates(hidden).chunk(3, -1)
         reset = torch.sigmoid(reset)
         candidate = torch.tanh(reset * candidate)
         update = torch.sigmoid(update - 1.0)
