@@ -25,7 +25,7 @@ from naturaldreamer.world_model import WorldModel
 
 def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, continues: torch.Tensor,
                    discount: float, lam: float) -> torch.Tensor:
-    """TD(λ) returns of a trajectory of T steps (paper eq. 7).
+    """TD(λ) returns of a trajectory of T steps (the paper's critic learning section).
 
     rewards[t] and continues[t] belong to the step from state t to state t + 1 (both are
     predicted from state t + 1); values has one more entry, v_0 … v_T. Backwards from R_T = v_T:
@@ -46,7 +46,9 @@ def lambda_returns(rewards: torch.Tensor, values: torch.Tensor, continues: torch
 
 
 class Moments(nn.Module):
-    """Return normalisation: EMAs of the 5th and 95th return percentiles (paper eq. 9).
+    """Return normalisation: EMAs of the 5th and 95th return percentiles.
+
+    From the paper's actor learning section.
 
     Each call with a tensor of returns updates low ← decay·low + (1 − decay)·P_low(returns)
     (likewise high) and returns (offset, scale) = (low, max(floor, high − low)). The EMAs start

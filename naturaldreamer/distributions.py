@@ -13,12 +13,16 @@ LOG_2PI_E = math.log(2.0 * math.pi * math.e)
 
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
-    """sign(x) · ln(1 + |x|): compresses large magnitudes, keeps small ones (paper eq. 1)."""
+    """sign(x) · ln(1 + |x|): compresses large magnitudes, keeps small ones.
+
+    From the paper's section on symlog predictions. Its autograd slope at exactly 0 is 0
+    (torch.sign has no gradient there); the package never differentiates through it.
+    """
     return torch.sign(x) * torch.log1p(torch.abs(x))
 
 
 def symexp(x: torch.Tensor) -> torch.Tensor:
-    """sign(x) · (exp(|x|) − 1): the inverse of `symlog` (paper eq. 2)."""
+    """sign(x) · (exp(|x|) − 1): the inverse of `symlog` (the paper's symlog predictions)."""
     return torch.sign(x) * torch.expm1(torch.abs(x))
 
 
@@ -41,7 +45,7 @@ def twohot_encode(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     the expected bin position equals x exactly. Values outside the bins go to the end bin.
     `x` and `bins` must be in the same space (raw units for the official agent).
     """
-    x = x.clamp(bins[0], bins[-1])
+    x = x.to(bins.dtype).clamp(bins[0], bins[-1])
     upper = torch.searchsorted(bins, x.contiguous(), right=True).clamp(1, len(bins) - 1)
     lower = upper - 1
     width = bins[upper] - bins[lower]

@@ -55,5 +55,6 @@ class LaProp(torch.optim.Optimizer):
                 rms = (state["rms"] / (1 - group["beta2"] ** k)).sqrt_().add_(group["eps"])
                 state["momentum"].mul_(group["beta1"]).add_(param.grad / rms,
                                                             alpha=1 - group["beta1"])
-                lr = group["lr"] * min(1.0, k / group["warmup"]) if group["warmup"] else group["lr"]
+                warm = min(1.0, k / group["warmup"]) if group["warmup"] else 1.0
+                lr = group["lr"] * warm
                 param.add_(state["momentum"], alpha=-lr / (1 - group["beta1"] ** k))

@@ -102,7 +102,8 @@ class Collector:
                 slot.episode_return, slot.episode_length = 0.0, 0
                 continue
             obs, reward, terminated, truncated, info = slot.env.step(action)
-            slot.obs, slot.reward, slot.is_first = np.asarray(obs, np.float32), float(reward), False
+            slot.obs, slot.reward = np.asarray(obs, np.float32), float(reward)
+            slot.is_first = False
             slot.is_last, slot.is_terminal = terminated or truncated, terminated
             slot.episode_return += float(reward)
             slot.episode_length += 1

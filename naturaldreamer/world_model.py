@@ -41,7 +41,9 @@ def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tens
 
 def kl_losses(post_logits: torch.Tensor, prior_logits: torch.Tensor,
               free_nats: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The dynamics and representation losses (paper eq. 5), each clipped below at free_nats.
+    """The dynamics and representation losses, each clipped below at free_nats.
+
+    From the paper's world model learning section.
 
     dyn = max(free, KL(sg(post) ‖ prior)) trains the prior towards the posterior;
     rep = max(free, KL(post ‖ sg(prior))) trains the posterior towards the prior.

@@ -577,7 +577,8 @@ class HockeyEnv(gym.Env, EzPickle):
         return obs[_MIRROR_ORDER[:size]] * _MIRROR_SIGN[:size]
 
     def _closeness_factor(self) -> float:
-        """Closeness reward per unit distance; sums to about -30 over a whole episode."""
+        """Closeness reward per unit distance: scaled so that staying 250/60 units from the puck
+        for half an episode would add up to -30 (real games sum to much less)."""
         max_dist = 250.0 / SCALE
         max_reward = -30.0
         return max_reward / (max_dist * self.max_timesteps / 2)

@@ -91,7 +91,8 @@ class SinglePlayerHockey(gym.Env):
     Reward: +10 when player 1 scores, -10 when it concedes, 0 otherwise, plus `shaping` times
     `info["reward_closeness_to_puck"]`. That term is the only shaped one in upstream's own reward
     (it is <= 0: minus the distance to the puck while the puck is in player 1's half and not
-    moving away, summing to about -30 over an episode of chasing), so `shaping=1` gives exactly
+    moving away, scaled so that staying 250/60 units away for half a game would sum to -30;
+    real games sum to a few units), so `shaping=1` gives exactly
     upstream's step reward. The touch and puck-direction terms are reported in `info` but not
     added, as upstream does.
 
