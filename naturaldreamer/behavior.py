@@ -201,8 +201,14 @@ class Behavior(nn.Module):
             "behavior/advantage_mean": float(advantage.mean()),
             "behavior/advantage_std": float(advantage.std()),
             "behavior/advantage_abs_mean": float(advantage.abs().mean()),
+            # Ratio of the two terms of the actor loss, as the readers' notes log it. Its value
+            # depends on where entropy has its zero (the units of the action), so also:
             "behavior/entropy_to_advantage": float(
                 c.entropy_scale * entropy.abs().mean() / (advantage.abs().mean() + 1e-8)),
+            # the ratio of their pulls on log σ: the bonus pulls with η per dimension, the
+            # advantage term with about |adv| (E|ε² − 1| ≈ 0.96 for a unit normal ε).
+            "behavior/entropy_pull_to_advantage": float(
+                c.entropy_scale / (advantage.abs().mean() + 1e-8)),
             "behavior/return_mean": float(returns.detach().mean()),
             "behavior/return_low": float(offset),
             "behavior/return_high": float(self.moments.high),

@@ -26,7 +26,7 @@ from naturaldreamer.replay import Replay
 
 PLOTTED = ("episode/return", "eval/return", "eval/win_rate_weak", "eval/win_rate_strong",
            "world/loss", "world/reward", "world/kl_dyn", "behavior/entropy_mean",
-           "behavior/return_scale", "behavior/entropy_to_advantage", "behavior/actor_std",
+           "behavior/return_scale", "behavior/entropy_pull_to_advantage", "behavior/actor_std",
            "behavior/advantage_abs_mean")
 
 
