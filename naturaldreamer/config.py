@@ -29,9 +29,19 @@ class EnvConfig:
     # strong: 1, self: 1 for the agent's own past checkpoints). Empty means options alone.
     opponents: dict = field(default_factory=dict)
     self_play_every: int = 50_000  # env steps between snapshots added to the self-play pool
+    # Hockey only: share of the parallel envs playing each mode (e.g. normal: 2,
+    # train_shooting: 1, train_defense: 1). Empty means options alone.
+    modes: dict = field(default_factory=dict)
 
     def __post_init__(self):
         _positive(self, "num_envs", "self_play_every")
+        for key, weight in self.modes.items():
+            if key not in ("normal", "train_shooting", "train_defense") \
+                    or not isinstance(weight, (int, float)) or weight < 0:
+                raise ConfigError(f"env.modes.{key}: expected normal/train_shooting/"
+                                  f"train_defense with a non-negative weight, got {key}: {weight!r}")
+        if self.modes and sum(self.modes.values()) <= 0:
+            raise ConfigError("env.modes: at least one weight must be positive")
         for key, weight in self.opponents.items():
             if key not in ("weak", "strong", "self") or not isinstance(weight, (int, float)) \
                     or weight < 0:

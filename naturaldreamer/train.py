@@ -176,7 +176,9 @@ def train(config: Config, out: str | Path, resume: bool = False,
     rng = np.random.default_rng(c.seed)
     pools = [OpponentPool(config.env.opponents, rng) for _ in range(config.env.num_envs)] \
         if config.env.opponents else []
-    envs = [build_env(config.env, **({"opponent": pools[i]} if pools else {}))
+    modes = assign_modes(config.env.modes, config.env.num_envs)
+    envs = [build_env(config.env, **({"opponent": pools[i]} if pools else {}),
+                      **({"mode": modes[i]} if modes else {}))
             for i in range(config.env.num_envs)]
     obs_dim = envs[0].observation_space.shape[0]
     action_dim = envs[0].action_space.shape[0]
@@ -236,6 +238,19 @@ def train(config: Config, out: str | Path, resume: bool = False,
     for env in envs:
         env.close()
     return agent
+
+
+def assign_modes(weights: dict, count: int) -> list[str]:
+    """Split `count` envs between game modes in proportion to `weights` (largest remainders)."""
+    if not weights:
+        return []
+    total = sum(weights.values())
+    shares = {mode: count * weight / total for mode, weight in weights.items()}
+    counts = {mode: int(share) for mode, share in shares.items()}
+    by_remainder = sorted(shares, key=lambda mode: shares[mode] - counts[mode], reverse=True)
+    for mode in by_remainder[:count - sum(counts.values())]:
+        counts[mode] += 1
+    return [mode for mode, n in counts.items() for _ in range(n)]
 
 
 def evaluation_metrics(agent: Agent, config: Config) -> dict:

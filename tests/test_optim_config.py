@@ -63,6 +63,7 @@ def test_defaults_are_the_official_values():
     ({"world_model": {"deter": 100, "blocks": 8}}, "world_model.deter .* divisible"),
     ({"replay": {"batch_size": 0}}, "replay.batch_size must be > 0"),
     ({"env": {"opponents": {"medium": 1}}}, "env.opponents.medium"),
+    ({"env": {"modes": {"penalty": 1}}}, "env.modes.penalty"),
 ])
 def test_config_errors_name_the_key(data, message):
     with pytest.raises(ConfigError, match=message):
@@ -85,3 +86,12 @@ def test_load_config_reads_yaml_and_applies_overrides(tmp_path):
 @pytest.mark.parametrize("name", ["pendulum", "hockey"])
 def test_shipped_configs_load(name):
     load_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
+
+
+def test_modes_split_parallel_envs_in_proportion():
+    from naturaldreamer.train import assign_modes
+
+    modes = assign_modes({"normal": 2, "train_shooting": 1, "train_defense": 1}, 16)
+    assert [modes.count(m) for m in ("normal", "train_shooting", "train_defense")] == [8, 4, 4]
+    assert len(assign_modes({"normal": 1, "train_shooting": 1}, 5)) == 5
+    assert assign_modes({}, 4) == []
