@@ -43,14 +43,16 @@ def unimix_logits(logits: torch.Tensor, unimix: float) -> torch.Tensor:
 
     No class can fall below unimix / classes in probability, which keeps KL terms finite.
     """
+    if unimix == 0.0:
+        return torch.log_softmax(logits, -1)
     probs = torch.softmax(logits, -1)
     probs = (1.0 - unimix) * probs + unimix / logits.shape[-1]
     return torch.log(probs)
 
 
 def sample_onehot(logits: torch.Tensor) -> torch.Tensor:
-    """One-hot sample with straight-through gradients: forward value is the one-hot sample,
-    gradient is that of the probabilities. (..., classes) → (..., classes).
+    """One-hot sample with straight-through gradients: forward value is the one-hot sample (up
+    to float rounding), gradient is that of the probabilities. (..., classes) → (..., classes).
 
     `logits` are normalised log-probabilities (as `unimix_logits` returns), so the
     probabilities are simply their exponential."""
@@ -87,7 +89,7 @@ class RecurrentModel(nn.Module):
     deter, stoch and action each pass through Linear(hidden) → norm → SiLU; the three results
     x are concatenated. h is split into `blocks` groups. Each group's hidden layer sees all of
     x and only its own slice of h_{t−1}: a dense layer from x (shared by all groups) plus a
-    block-linear layer from h, then norm + SiLU per group. A block-linear gate layer gives each
+    block-linear layer from h, then RMSNorm over the whole vector and SiLU. A block-linear gate layer gives each
     group its reset, candidate and update gates; the update gate's bias of −1 favours keeping h.
     (The official code tiles x to every group and applies one block-linear layer to
     [x, h-slice]; splitting that layer's weight into the x part and the h part computes the
@@ -108,7 +110,7 @@ class RecurrentModel(nn.Module):
         trunc_normal_fan_in_(self.hidden_from_input.weight, fan_in)
         nn.init.zeros_(self.hidden_from_input.bias)
         self.hidden_from_deter = BlockLinear(per_block, per_block, blocks, fan_in)
-        self.hidden_norm = nn.RMSNorm(per_block, eps=1e-4)
+        self.hidden_norm = nn.RMSNorm(deter, eps=1e-4)  # over all groups, as official
         self.gates = BlockLinear(per_block, 3 * per_block, blocks)
 
     def forward(self, deter: torch.Tensor, stoch: torch.Tensor,
@@ -120,7 +122,7 @@ class RecurrentModel(nn.Module):
         grouped_deter = deter.reshape(*batch, self.blocks, -1)
         hidden = (self.hidden_from_input(x).reshape(*batch, self.blocks, -1)
                   + self.hidden_from_deter(grouped_deter))
-        hidden = F.silu(self.hidden_norm(hidden))
+        hidden = F.silu(self.hidden_norm(hidden.flatten(-2))).reshape(*batch, self.blocks, -1)
         reset, candidate, update = self.gates(hidden).chunk(3, -1)
         reset = torch.sigmoid(reset)
         candidate = torch.tanh(reset * candidate)
@@ -194,6 +196,9 @@ class RSSM(nn.Module):
         embed (batch, time, E); actions (batch, time, A) where actions[:, t] was taken *after*
         observation t; is_first (batch, time) bool. The step into observation t therefore uses
         actions[:, t − 1]; the sequence starts from `start` (zeros if None) with no action.
+        The official agent stores each step's latent in replay and starts a window that begins
+        mid-episode from it (`replay_context`); this book starts every window from zeros and
+        lets the first observations fill the state in (our observations are nearly complete).
         """
         batch, time = embed.shape[:2]
         state = start if start is not None else self.initial_state(batch)

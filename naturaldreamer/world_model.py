@@ -78,6 +78,8 @@ class WorldModel(nn.Module):
         feat = posterior.feat()
         rec = self.decoder.loss(feat, batch.obs)
         rew = self.reward_predictor.loss(feat, batch.reward)
+        # Target 1 − terminal. The official agent multiplies it by γ (`contdisc`); the book
+        # keeps γ explicit in the λ-returns and the dream weights instead (same product).
         con = self.continue_predictor.loss(feat, 1.0 - batch.is_terminal.float())
         dyn, rep = kl_losses(posterior.logits, prior.logits, c.free_nats)
         total = (c.rec_scale * rec + c.reward_scale * rew + c.continue_scale * con
