@@ -120,9 +120,9 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
         agent = Agent(data["obs_dim"], data["action_dim"], from_dict(data["config"]))
         agent.load_state_dict(data["agent"])
     except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path} is not a readable naturaldreamer agent ({error}); the file "
-                         f"may be truncated or from another program: download or train it "
-                         f"again") from error
+        raise ValueError(f"{path} is not a readable naturaldreamer agent "
+                         f"({type(error).__name__}); the file may be truncated or from another "
+                         f"program: download or train it again") from error
     return agent.to(device)
 
 

@@ -12,6 +12,9 @@ def _train(args: argparse.Namespace) -> int:
 
     out = Path(args.resume or args.out or f"runs/{Path(args.config).stem}")
     config_path = out / "config.yaml" if args.resume else args.config
+    if args.resume and not config_path.is_file():
+        raise FileNotFoundError(f"cannot resume: {out} has no config.yaml; pass the directory "
+                                f"of an earlier run (it holds config.yaml and checkpoint.pt)")
     overrides = {}
     if args.steps is not None:
         overrides["train.steps"] = args.steps

@@ -143,7 +143,9 @@ class ReplayConfig:
 
     def __post_init__(self):
         _positive(self, "capacity", "batch_size", "batch_length", "smoothing_sigma")
-        _in_range(self, "smoothing_alpha", 0.0, 1.0)
+        if not 0.0 <= self.smoothing_alpha < 1.0:
+            raise ConfigError(f"replay.smoothing_alpha must be in [0, 1), "
+                              f"got {self.smoothing_alpha!r}")
 
 
 @dataclass

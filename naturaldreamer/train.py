@@ -24,6 +24,7 @@ from naturaldreamer.envs import make_env
 from naturaldreamer.envs.hockey import BasicOpponent
 from naturaldreamer.replay import Replay
 
+RUN_ONLY_KEYS = ("steps", "device", "threads")
 PLOTTED = ("episode/return", "eval/return", "eval/win_rate_weak", "eval/win_rate_strong",
            "world/loss", "world/reward", "world/kl_dyn", "behavior/entropy_mean",
            "behavior/return_scale", "behavior/entropy_pull_to_advantage", "behavior/actor_std",
@@ -386,12 +387,16 @@ def load_checkpoint(path: Path, agent: Agent, replay: Replay, pools: list[Oppone
                                 f"--resume, or point --resume at a run directory that has one")
     try:
         state = torch.load(path, map_location=agent.device, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path} is corrupted or incomplete ({error}); delete it to start "
-                         f"over, or resume from a copy") from error
-    if from_dict(state["config"]) != config:
+    except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path} is corrupted or incomplete ({type(error).__name__}); delete "
+                         f"it to start over, or resume from a copy") from error
+    saved = state["config"]
+    # Only how long and where to run may change on resume; anything else changes the run.
+    saved["train"] = {**saved["train"], **{key: getattr(config.train, key)
+                                           for key in RUN_ONLY_KEYS}}
+    if from_dict(saved) != config:
         raise ValueError(f"{path} was written with a different config; resume with the run's "
-                         f"own config.yaml")
+                         f"own config.yaml (only {', '.join(RUN_ONLY_KEYS)} may change)")
     agent.load_state_dict(state["agent"])
     for name, optimizer in agent.optimizers().items():
         optimizer.load_state_dict(state["optimizers"][name])

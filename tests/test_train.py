@@ -124,5 +124,13 @@ def test_tiny_training_run_writes_its_outputs_and_resumes(tmp_path):
                         "train": {"steps": 80, "train_ratio": 8, "train_start": 20,
                                   "eval_every": 60, "eval_episodes": 1, "log_every": 20,
                                   "checkpoint_every": 40}})
+    resumed = train(longer, tmp_path, resume=True, progress=False)  # more steps: allowed
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[-1].startswith("80,") and resumed is not None
+    changed = from_dict({**TINY, "env": {"name": "Pendulum-v1", "num_envs": 2},
+                         "behavior": {"units": 16, "horizon": 3, "entropy_scale": 1e-3},
+                         "train": {"steps": 100, "train_ratio": 8, "train_start": 20,
+                                   "eval_every": 60, "eval_episodes": 1, "log_every": 20,
+                                   "checkpoint_every": 40}})
     with pytest.raises(ValueError, match="different config"):
-        train(longer, tmp_path, resume=True, progress=False)
+        train(changed, tmp_path, resume=True, progress=False)
