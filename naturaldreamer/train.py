@@ -311,6 +311,13 @@ def read_metrics(path: Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(file)]
 
 
+def metric_series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps, values) of one metric over the rows that have it, e.g. from `read_metrics`."""
+    points = [(row["env_steps"], row[key]) for row in rows if key in row]
+    steps, values = zip(*points) if points else ((), ())
+    return np.array(steps, dtype=float), np.array(values, dtype=float)
+
+
 def plot_metrics(rows: list[dict], path: Path) -> None:
     """A grid of the main curves against environment steps, saved as a PNG."""
     import matplotlib
@@ -326,8 +333,7 @@ def plot_metrics(rows: list[dict], path: Path) -> None:
                              figsize=(4 * columns, 2.6 * ((len(keys) + columns - 1) // columns)),
                              squeeze=False)
     for ax, key in zip(axes.flat, keys):
-        points = [(row["env_steps"], row[key]) for row in rows if key in row]
-        ax.plot(*zip(*points))
+        ax.plot(*metric_series(rows, key))
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("env steps")
     for ax in list(axes.flat)[len(keys):]:
