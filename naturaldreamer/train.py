@@ -319,19 +319,20 @@ def metric_series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_metrics(rows: list[dict], path: Path) -> None:
-    """A grid of the main curves against environment steps, saved as a PNG."""
-    import matplotlib
+    """A grid of the main curves against environment steps, saved as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses a bare matplotlib Figure, so it works headless and leaves the notebook's pyplot
+    backend alone.
+    """
+    from matplotlib.figure import Figure
 
     keys = [k for k in PLOTTED if any(k in row for row in rows)]
     if not keys:
         return
     columns = 3
-    fig, axes = plt.subplots((len(keys) + columns - 1) // columns, columns,
-                             figsize=(4 * columns, 2.6 * ((len(keys) + columns - 1) // columns)),
-                             squeeze=False)
+    lines = (len(keys) + columns - 1) // columns
+    fig = Figure(figsize=(4 * columns, 2.6 * lines))
+    axes = fig.subplots(lines, columns, squeeze=False)
     for ax, key in zip(axes.flat, keys):
         ax.plot(*metric_series(rows, key))
         ax.set_title(key, fontsize=9)
@@ -340,7 +341,6 @@ def plot_metrics(rows: list[dict], path: Path) -> None:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 def _to_torch(value):
