@@ -255,7 +255,7 @@ def assign_modes(weights: dict, count: int) -> list[str]:
 
 
 def evaluation_metrics(agent: Agent, config: Config) -> dict:
-    """Evaluation episodes → metrics; against both scripted opponents for hockey."""
+    """Evaluation episodes → metrics; for hockey, plain games against both scripted opponents."""
     explore = config.train.eval_mode == "sample"
     episodes = config.train.eval_episodes
     if config.env.name != "hockey":
@@ -264,7 +264,7 @@ def evaluation_metrics(agent: Agent, config: Config) -> dict:
     metrics = {}
     for opponent in ("weak", "strong"):
         results = evaluate(agent, config.env, episodes, explore, opponent=opponent,
-                           mode="normal")
+                           mode="normal", shaping=0.0, potential=0.0)
         winners = np.array([r["winner"] for r in results])
         metrics[f"eval/win_rate_{opponent}"] = float(np.mean(winners == 1))
         metrics[f"eval/loss_rate_{opponent}"] = float(np.mean(winners == -1))

@@ -7,6 +7,7 @@ gymnasium ids `Hockey-v0` and `Hockey-One-v0` (upstream's names, see `hockey`).
 import gymnasium as gym
 
 from naturaldreamer.envs import hockey
+from naturaldreamer.envs.shaping import PotentialShaping
 from naturaldreamer.envs.single_player import SinglePlayerHockey
 
 
@@ -17,11 +18,15 @@ def make_env(name: str, **options) -> gym.Env:
     built-in opponent, with options `opponent` ("weak" | "strong" | object with `act`), `mode`
     ("normal" | "train_shooting" | "train_defense"), `shaping` (float, 0 = sparse +-10),
     `backend` ("port" | "upstream") and `render_mode`; see its docstring for the semantics.
+    `potential` (float, default 0) adds potential-based shaping with that scale
+    (`shaping.PotentialShaping`).
     Any registered gymnasium id (e.g. "Pendulum-v1") gives `gymnasium.make(name, **options)`, so
     the same training code runs on a small sanity task.
     """
     if name == "hockey":
-        return SinglePlayerHockey(**options)
+        scale = options.pop("potential", 0.0)
+        env = SinglePlayerHockey(**options)
+        return PotentialShaping(env, scale) if scale else env
     if name in gym.registry:
         return gym.make(name, **options)
     raise ValueError(
@@ -32,4 +37,4 @@ def make_env(name: str, **options) -> gym.Env:
     )
 
 
-__all__ = ["SinglePlayerHockey", "hockey", "make_env"]
+__all__ = ["PotentialShaping", "SinglePlayerHockey", "hockey", "make_env"]

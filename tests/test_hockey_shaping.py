@@ -1,0 +1,38 @@
+"""Potential-based shaping: it telescopes, so no behaviour can farm it."""
+
+import numpy as np
+
+from naturaldreamer.envs import make_env
+from naturaldreamer.envs.shaping import OPPONENT_GOAL, potential
+
+
+def test_potential_by_hand():
+    obs = np.zeros(18, np.float32)
+    obs[0:2] = [-3.0, 0.0]  # player
+    obs[12:14] = [1.0, 3.0]  # puck: 5 from the player, 4.25 - 1 = 3.25 and 3 from the goal
+    expected = -0.1 * (5.0 + np.hypot(3.25, 3.0))
+    assert abs(potential(obs, 0.1) - expected) < 1e-6
+    assert OPPONENT_GOAL.tolist() == [4.25, 0.0]
+
+
+def test_discounted_shaping_telescopes_to_potential_difference():
+    env = make_env("hockey", opponent="strong", potential=0.1)
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        first = potential(obs, 0.1)
+        total, discount, done = 0.0, 1.0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 4))
+            total += discount * (reward - info["sparse_reward"])
+            discount *= 0.997
+            done = terminated or truncated
+        # Σ γ^t (γ Φ(s_{t+1}) − Φ(s_t)) = γ^T Φ(s_T) − Φ(s_0)
+        assert abs(total - (discount * potential(obs, 0.1) - first)) < 1e-5
+
+
+def test_no_shaping_by_default():
+    env = make_env("hockey", opponent="weak")
+    env.reset(seed=0)
+    _, reward, *_ , info = env.step(np.zeros(4))
+    assert "sparse_reward" not in info and reward == 0.0
