@@ -26,7 +26,9 @@ def potential(obs: np.ndarray, scale: float) -> float:
 class PotentialShaping(gym.Wrapper):
     """Adds γ·Φ(s') − Φ(s) to every reward; the unshaped reward stays in info["sparse_reward"].
 
-    `scale` 0.1 makes Φ span about −1.7 … 0 on the table: a tenth of a goal at most.
+    `scale` 0.1 keeps Φ between about −2.3 and 0 on the 10 × 8 table: under a quarter of a
+    goal. `discount` must be the agent's γ (0.997, the official horizon of 333 steps) for the
+    discounted sum to telescope exactly.
     """
 
     def __init__(self, env: gym.Env, scale: float = 0.1, discount: float = 0.997):
