@@ -174,13 +174,7 @@ def train(config: Config, out: str | Path, resume: bool = False,
         torch.set_num_threads(c.threads)
     seed_everything(c.seed)
 
-    rng = np.random.default_rng(c.seed)
-    pools = [OpponentPool(config.env.opponents, rng) for _ in range(config.env.num_envs)] \
-        if config.env.opponents else []
-    modes = assign_modes(config.env.modes, config.env.num_envs)
-    envs = [build_env(config.env, **({"opponent": pools[i]} if pools else {}),
-                      **({"mode": modes[i]} if modes else {}))
-            for i in range(config.env.num_envs)]
+    envs, pools = training_envs(config, np.random.default_rng(c.seed))
     obs_dim = envs[0].observation_space.shape[0]
     action_dim = envs[0].action_space.shape[0]
     agent = Agent(obs_dim, action_dim, config).to(device)
@@ -239,6 +233,21 @@ def train(config: Config, out: str | Path, resume: bool = False,
     for env in envs:
         env.close()
     return agent
+
+
+def training_envs(config: Config, rng: np.random.Generator) -> tuple[list[gym.Env], list]:
+    """The `env.num_envs` training environments and, for hockey with `env.opponents`, the
+    opponent pool of each. Potential-based shaping gets the agent's γ (`behavior.discount`):
+    only with the same γ does its discounted sum telescope (chapter 10)."""
+    env = config.env
+    pools = [OpponentPool(env.opponents, rng) for _ in range(env.num_envs)] \
+        if env.opponents else []
+    modes = assign_modes(env.modes, env.num_envs)
+    shaping = {"discount": config.behavior.discount} if env.options.get("potential") else {}
+    envs = [build_env(env, **shaping, **({"opponent": pools[i]} if pools else {}),
+                      **({"mode": modes[i]} if modes else {}))
+            for i in range(env.num_envs)]
+    return envs, pools
 
 
 def assign_modes(weights: dict, count: int) -> list[str]:

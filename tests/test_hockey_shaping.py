@@ -36,3 +36,19 @@ def test_no_shaping_by_default():
     env.reset(seed=0)
     _, reward, *_ , info = env.step(np.zeros(4))
     assert "sparse_reward" not in info and reward == 0.0
+
+
+def test_training_envs_shape_with_the_agents_discount():
+    # The telescoping above needs the wrapper's γ to be the one the critic discounts with.
+    from naturaldreamer.config import from_dict
+    from naturaldreamer.train import training_envs
+
+    config = from_dict({"env": {"name": "hockey", "num_envs": 2, "options": {"potential": 0.1}},
+                        "behavior": {"discount": 0.99}})
+    envs, _ = training_envs(config, np.random.default_rng(0))
+    assert [env.discount for env in envs] == [0.99, 0.99]
+    obs, _ = envs[0].reset(seed=0)
+    next_obs, reward, _, _, info = envs[0].step(np.full(4, 0.5, np.float32))
+    bonus = 0.99 * potential(next_obs, 0.1) - potential(obs, 0.1)
+    assert abs(bonus) > 1e-3
+    assert abs(reward - info["sparse_reward"] - bonus) < 1e-6

@@ -18,15 +18,16 @@ def make_env(name: str, **options) -> gym.Env:
     built-in opponent, with options `opponent` ("weak" | "strong" | object with `act`), `mode`
     ("normal" | "train_shooting" | "train_defense"), `shaping` (float, 0 = sparse +-10),
     `backend` ("port" | "upstream") and `render_mode`; see its docstring for the semantics.
-    `potential` (float, default 0) adds potential-based shaping with that scale
-    (`shaping.PotentialShaping`).
+    `potential` (float, default 0) adds potential-based shaping with that scale and `discount`
+    (default 0.997) as its γ, which must be the agent's (`shaping.PotentialShaping`).
     Any registered gymnasium id (e.g. "Pendulum-v1") gives `gymnasium.make(name, **options)`, so
     the same training code runs on a small sanity task.
     """
     if name == "hockey":
         scale = options.pop("potential", 0.0)
+        discount = options.pop("discount", 0.997)
         env = SinglePlayerHockey(**options)
-        return PotentialShaping(env, scale) if scale else env
+        return PotentialShaping(env, scale, discount) if scale else env
     if name in gym.registry:
         return gym.make(name, **options)
     raise ValueError(
