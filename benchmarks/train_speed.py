@@ -1,6 +1,7 @@
 """Gradient updates per second and environment steps per second of the hockey config.
 
 Run: python benchmarks/train_speed.py [--config configs/hockey.yaml] [--device auto]
+                                      [--set replay.batch_size=64 ...]
 Prints the median of several timed repetitions, with the device name. Not a pass/fail test.
 """
 
@@ -10,6 +11,7 @@ import statistics
 import time
 
 import torch
+import yaml
 
 from naturaldreamer.agent import Agent
 from naturaldreamer.config import load_config
@@ -35,10 +37,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--updates", type=int, default=5, help="updates per repetition")
     parser.add_argument("--steps", type=int, default=50, help="batched env steps per repetition")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value (YAML syntax), e.g. replay.batch_size=64")
     args = parser.parse_args()
 
-    config = load_config(args.config, {"train.device": args.device})
+    overrides = {"train.device": args.device}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    config = load_config(args.config, overrides)
     device = select_device(config.train.device)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
     envs = [build_env(config.env) for _ in range(config.env.num_envs)]
     agent = Agent(envs[0].observation_space.shape[0], envs[0].action_space.shape[0],
                   config).to(device)
@@ -66,7 +76,7 @@ def main() -> None:
     update_rate = args.updates / update
     per_step = config.updates_per_step
     overall = 1.0 / (1.0 / env_rate + per_step / update_rate)
-    print(f"device: {device_name(device)}; config: {args.config}")
+    print(f"device: {device_name(device)}; config: {args.config} {' '.join(args.set)}")
     print(f"{'measure':<44}{'median':>12}")
     print(f"{'gradient updates per second':<44}{update_rate:>12.2f}")
     print(f"{'env steps per second (collection only)':<44}{env_rate:>12.0f}")
