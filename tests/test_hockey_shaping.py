@@ -2,8 +2,10 @@
 
 import numpy as np
 
+from naturaldreamer.config import from_dict
 from naturaldreamer.envs import make_env
 from naturaldreamer.envs.shaping import OPPONENT_GOAL, potential
+from naturaldreamer.train import training_envs
 
 
 def test_potential_by_hand():
@@ -40,9 +42,6 @@ def test_no_shaping_by_default():
 
 def test_training_envs_shape_with_the_agents_discount():
     # The telescoping above needs the wrapper's γ to be the one the critic discounts with.
-    from naturaldreamer.config import from_dict
-    from naturaldreamer.train import training_envs
-
     config = from_dict({"env": {"name": "hockey", "num_envs": 2, "options": {"potential": 0.1}},
                         "behavior": {"discount": 0.99}})
     envs, _ = training_envs(config, np.random.default_rng(0))
