@@ -201,7 +201,7 @@ class Behavior(nn.Module):
             "behavior/advantage_mean": float(advantage.mean()),
             "behavior/advantage_std": float(advantage.std()),
             "behavior/advantage_abs_mean": float(advantage.abs().mean()),
-            # Ratio of the two terms of the actor loss, as the readers' notes log it. Its value
+            # Ratio of the two terms of the actor loss, as readers' own code logs it. Its value
             # depends on where entropy has its zero (the units of the action), so also:
             "behavior/entropy_to_advantage": float(
                 c.entropy_scale * entropy.abs().mean() / (advantage.abs().mean() + 1e-8)),

@@ -88,7 +88,7 @@ class BehaviorConfig:
     actor_dist: Literal["bounded_normal", "tanh_normal"] = "bounded_normal"
     min_std: float = 0.1  # bounded_normal
     max_std: float = 1.0  # bounded_normal
-    log_std_min: float = -2.0  # tanh_normal (the seeds' bounds)
+    log_std_min: float = -2.0  # tanh_normal (the readers' bounds)
     log_std_max: float = 2.0  # tanh_normal
     # Which entropy enters the actor loss: the Gaussian's (official, for bounded_normal) or a
     # Monte-Carlo estimate of the entropy of the action actually taken.

@@ -103,7 +103,7 @@ def log_one_minus_tanh_squared(u: torch.Tensor) -> torch.Tensor:
 
 
 class TanhNormal:
-    """The seeds' actor: u ~ Normal(mean, σ), action a = tanh(u), with bounded log σ.
+    """The readers' actor: u ~ Normal(mean, σ), action a = tanh(u), with bounded log σ.
 
     log σ = log_std_min + (log_std_max − log_std_min) · sigmoid(raw), so σ ∈ [e^min, e^max].
     Shapes: mean and raw_std (..., action_dim).

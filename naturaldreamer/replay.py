@@ -24,7 +24,8 @@ def smoothing_weights(length: int, kind: str, alpha: float = 0.33,
       by the steps leading up to it;
     - "gaussian": both ways, W[t, i] ∝ exp(−(t − i)² / 2σ²), the paper's default.
     Each column is normalised over the episode's steps, so smoothing never changes an
-    episode's total reward (the seeds' unnormalised version multiplies it by 1 / (1 − α)).
+    episode's total reward (the unnormalised recursion of a hockey team's guide multiplies it
+    by 1 / (1 − α)).
     """
     t = np.arange(length)[:, None]
     i = np.arange(length)[None, :]

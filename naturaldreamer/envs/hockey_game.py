@@ -1,15 +1,16 @@
 """The two-player air-hockey game: a port of upstream `hockey.hockey_env` (hockey-env 2.6).
 
-Written from the project's fact sheet (shared/hockey/SPEC.md), not from upstream code. The
-section numbers in comments (§6.3, §18 quirk 7, ...) point into that sheet. Upstream's odd
-behaviours are kept on purpose, because agents trained here are later played against the
-upstream game; the only ones fixed are those no working program can rely on (§18 quirks 2, 3 and
-the observation dtype/shape of quirk 4).
+Written from a specification of the upstream game (kept outside this repository), not from upstream
+code. The section numbers in comments (§6.3, §18 quirk 7, ...) point into it. Upstream's odd
+behaviours are kept on purpose, because agents trained here are later played against the upstream
+game; the only ones fixed are those no working program can rely on (§18 quirks 2, 3 and the
+observation dtype/shape of quirk 4).
 
 Units: Box2D world units (metres); upstream writes sizes in pixels, `px / SCALE`. Box2D stores
-positions, velocities, forces and masses as float32, and the sheet's §6.10 lists where upstream's
-own arithmetic is float32 too. The code below repeats those roundings: without them one step
-differs by ~1e-5, and since the game is chaotic, long seeded rollouts drift apart from upstream.
+positions, velocities, forces and masses as float32, and §6.10 of the specification lists where
+upstream's own arithmetic is float32 too. The code below repeats those roundings: without them one
+step differs by ~1e-5, and since the game is chaotic, long seeded rollouts drift apart from
+upstream.
 """
 
 import math

@@ -85,8 +85,8 @@ class _PrivateGlobalRNG:
 class SinglePlayerHockey(gym.Env):
     """Air hockey for player 1 (left, red) against a built-in opponent playing player 2.
 
-    Observation: the game's 18 float32 numbers for player 1 (§7 of the fact sheet). Action: 4
-    floats in [-1, 1] (force x, force y, torque, shoot > 0.5), clipped on the way in.
+    Observation: the game's 18 float32 numbers for player 1 (§7 of the game's specification).
+    Action: 4 floats in [-1, 1] (force x, force y, torque, shoot > 0.5), clipped on the way in.
 
     Reward: +10 when player 1 scores, -10 when it concedes, 0 otherwise, plus `shaping` times
     `info["reward_closeness_to_puck"]`. That term is the only shaped one in upstream's own reward
