@@ -70,14 +70,18 @@ def mode_onehot(logits: torch.Tensor) -> torch.Tensor:
 
 class BlockLinear(nn.Module):
     """A linear map that is block-diagonal: `blocks` independent Linear(in/blocks, out/blocks)
-    on consecutive slices. (..., blocks, in/blocks) → (..., blocks, out/blocks)."""
+    on consecutive slices. (..., blocks, in/blocks) → (..., blocks, out/blocks).
+
+    The initialisation's fan-in is the full input width, blocks · in/blocks, not the slice one
+    output sees: the official initialiser reads a (blocks, in/blocks, out/blocks) kernel's
+    fan-in as its last-but-one size times all leading sizes. `fan_in` overrides it."""
 
     def __init__(self, in_per_block: int, out_per_block: int, blocks: int,
                  fan_in: int | None = None):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(blocks, in_per_block, out_per_block))
         self.bias = nn.Parameter(torch.zeros(blocks, out_per_block))
-        trunc_normal_fan_in_(self.weight, fan_in or in_per_block)
+        trunc_normal_fan_in_(self.weight, fan_in or blocks * in_per_block)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("...bi,bio->...bo", x, self.weight) + self.bias
@@ -89,11 +93,13 @@ class RecurrentModel(nn.Module):
     deter, stoch and action each pass through Linear(hidden) → norm → SiLU; the three results
     x are concatenated. h is split into `blocks` groups. Each group's hidden layer sees all of
     x and only its own slice of h_{t−1}: a dense layer from x (shared by all groups) plus a
-    block-linear layer from h, then RMSNorm over the whole vector and SiLU. A block-linear gate layer gives each
-    group its reset, candidate and update gates; the update gate's bias of −1 favours keeping h.
-    (The official code tiles x to every group and applies one block-linear layer to
-    [x, h-slice]; splitting that layer's weight into the x part and the h part computes the
-    same function without copying x `blocks` times.)
+    block-linear layer from h, then RMSNorm over the whole vector and SiLU. A block-linear gate
+    layer gives each group its reset, candidate and update gates; the update gate's bias of −1
+    favours keeping h. (The official code tiles x to every group and applies one block-linear
+    layer to [x, h-slice]; splitting that layer's weight into the x part and the h part
+    computes the same function without copying x `blocks` times.) The weights start as the
+    official ones: both parts with the tiled kernel's fan-in, blocks · (3 · hidden + deter /
+    blocks), and the gate layer with fan-in deter (`BlockLinear`).
     """
 
     def __init__(self, deter: int, stoch_flat: int, action_dim: int, hidden: int, blocks: int):
@@ -105,7 +111,9 @@ class RecurrentModel(nn.Module):
         self.in_stoch = mlp(stoch_flat, hidden, 1)
         self.in_action = mlp(action_dim, hidden, 1)
         per_block = deter // blocks
-        fan_in = 3 * hidden + per_block  # of each group's hidden layer, as in the tiled form
+        # The official kernel of the tiled form maps blocks · (3 · hidden + per_block) inputs
+        # (1792 for deter 256, hidden 64) and its initialiser counts all of them as fan-in.
+        fan_in = blocks * (3 * hidden + per_block)
         self.hidden_from_input = nn.Linear(3 * hidden, deter)
         trunc_normal_fan_in_(self.hidden_from_input.weight, fan_in)
         nn.init.zeros_(self.hidden_from_input.bias)
