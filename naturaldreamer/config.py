@@ -8,12 +8,15 @@ names the key, so a typo cannot silently fall back to a default.
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import yaml
+
+from naturaldreamer.files import atomic_write_text
 
 
 class ConfigError(ValueError):
@@ -76,7 +79,12 @@ class WorldModelConfig:
     warmup: int = 1000
 
     def __post_init__(self):
-        _positive(self, "deter", "stoch", "classes", "hidden", "blocks", "units", "lr")
+        _finite(self)
+        _positive(self, "deter", "stoch", "classes", "hidden", "blocks", "units", "lr", "agc",
+                  "eps", "encoder_layers", "decoder_layers", "reward_layers", "continue_layers",
+                  "prior_layers", "posterior_layers")
+        _non_negative(self, "free_nats", "rec_scale", "reward_scale", "continue_scale",
+                      "dyn_scale", "rep_scale", "warmup")
         _in_range(self, "unimix", 0.0, 1.0)
         if self.deter % self.blocks:
             raise ConfigError(f"world_model.deter ({self.deter}) must be divisible by "
@@ -114,7 +122,10 @@ class BehaviorConfig:
     warmup: int = 1000
 
     def __post_init__(self):
-        _positive(self, "min_std", "units", "horizon", "lr", "return_floor")
+        _finite(self)
+        _positive(self, "min_std", "units", "horizon", "lr", "return_floor", "agc", "eps",
+                  "actor_layers", "critic_layers")
+        _non_negative(self, "slowreg_scale", "warmup")
         _in_range(self, "discount", 0.0, 1.0)
         _in_range(self, "lam", 0.0, 1.0)
         _in_range(self, "return_decay", 0.0, 1.0)
@@ -142,6 +153,7 @@ class ReplayConfig:
     smoothing_sigma: float = 3.0  # gaussian: kernel width in steps
 
     def __post_init__(self):
+        _finite(self)
         _positive(self, "capacity", "batch_size", "batch_length", "smoothing_sigma")
         if not 0.0 <= self.smoothing_alpha < 1.0:
             raise ConfigError(f"replay.smoothing_alpha must be in [0, 1), "
@@ -163,10 +175,10 @@ class TrainConfig:
     checkpoint_every: int = 10_000
 
     def __post_init__(self):
+        _finite(self)
         _positive(self, "steps", "train_ratio", "eval_every", "eval_episodes", "log_every",
                   "checkpoint_every")
-        if self.train_start < 0 or self.threads < 0:
-            raise ConfigError("train.train_start and train.threads must be ≥ 0")
+        _non_negative(self, "train_start", "threads", "seed")
 
 
 @dataclass
@@ -183,10 +195,26 @@ class Config:
         return self.train.train_ratio / (self.replay.batch_size * self.replay.batch_length)
 
 
+def _finite(section) -> None:
+    """NaN passes every comparison-free check and inf most others: reject both first."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{_section_name(section)}.{f.name} must be a finite number, "
+                              f"got {value!r}")
+
+
 def _positive(section, *names: str) -> None:
     for name in names:
-        if getattr(section, name) <= 0:
+        if not getattr(section, name) > 0:
             raise ConfigError(f"{_section_name(section)}.{name} must be > 0, "
+                              f"got {getattr(section, name)!r}")
+
+
+def _non_negative(section, *names: str) -> None:
+    for name in names:
+        if not getattr(section, name) >= 0:
+            raise ConfigError(f"{_section_name(section)}.{name} must be ≥ 0, "
                               f"got {getattr(section, name)!r}")
 
 
@@ -207,15 +235,36 @@ def _check_type(key: str, value, expected):
         if value not in typing.get_args(expected):
             raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(expected))}")
         return value
+    if expected in (int, float) and isinstance(value, str):
+        raise ConfigError(f"{key}: expected {expected.__name__}, got the text {value!r}"
+                          f"{_number_hint(value, expected)}")
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if expected is dict and value is None:
         return {}
+    if expected is dict and not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping (indented `name: value` lines, or "
+                          f"{{name: value}}), got {value!r}")
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
         raise ConfigError(f"{key}: expected {expected.__name__}, got {value!r}")
     return value
+
+
+def _number_hint(text: str, expected) -> str:
+    """Why YAML read a number as text, and how to write it."""
+    try:
+        number = float(text)
+    except ValueError:
+        return ""
+    if expected is int and number.is_integer() and abs(number) < 1e18:
+        return f"; YAML read it as text: write the plain whole number {int(number)}"
+    if "e" in text.lower() and "." not in text:
+        mantissa, _, exponent = text.lower().partition("e")
+        return (f"; YAML reads e-notation without a decimal point as text: write "
+                f"{mantissa}.0e{exponent}")
+    return "; YAML read it as text: remove the quotes"
 
 
 def from_dict(data: dict) -> Config:
@@ -227,6 +276,9 @@ def from_dict(data: dict) -> Config:
     for name, values in data.items():
         if name not in sections:
             raise ConfigError(_unknown(name, sections))
+        if not isinstance(values, dict | None):
+            raise ConfigError(f"{name}: expected a mapping of its keys (indented `key: value` "
+                              f"lines under `{name}:`), got {values!r}")
         cls = sections[name]
         hints = typing.get_type_hints(cls)
         kwargs = {}
@@ -255,16 +307,24 @@ def load_config(path: str | Path, overrides: dict | None = None) -> Config:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found; the shipped ones are in configs/")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if data is None:
+        raise ConfigError(f"{path} is empty: a config lists the values it changes (see "
+                          f"configs/pendulum.yaml); write {{}} in it to train with every "
+                          f"default on purpose")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections (env, world_model, "
+                          f"...), got {data!r}")
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
-        data.setdefault(section, {})
-        data[section] = dict(data[section] or {}, **{key: value})
+        values = data.get(section) or {}
+        if isinstance(values, dict):  # else from_dict names the broken section
+            data[section] = {**values, key: value}
     return from_dict(data)
 
 
 def save_config(config: Config, path: str | Path) -> None:
     """Write the full config, defaults included, so a run records every value it used."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
