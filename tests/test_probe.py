@@ -1,0 +1,234 @@
+"""The probe's measurements, each against an independent computation on a hand-built case."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from naturaldreamer.agent import Agent
+from naturaldreamer.config import from_dict
+from naturaldreamer.probe import (GOAL_WINDOWS, GROUPS, HORIZONS, Recording, _measure,
+                                  continue_shares, discounted_returns, dream, format_table,
+                                  group_errors, probe, probe_metrics, window_sums)
+from naturaldreamer.rssm import State
+
+TINY = {"env": {"name": "hockey"},
+        "world_model": {"deter": 32, "hidden": 16, "units": 16, "blocks": 4, "stoch": 4},
+        "behavior": {"units": 16}, "replay": {"smoothing": "gaussian"}}
+
+
+def test_group_errors_are_mean_euclidean_distances_per_group():
+    real = np.zeros((2, 18))
+    predicted = np.zeros((2, 18))
+    predicted[0, 12:14] = (3.0, 4.0)  # puck position off by 5 in the first row, 0 in the second
+    predicted[:, 0:6] = 1.0  # own player: √6 in both rows
+    predicted[1, 16] = -2.0  # rest: 2 in the second row
+    errors = group_errors(predicted, real)
+    assert errors == pytest.approx({"own player": math.sqrt(6), "opponent": 0.0,
+                                    "puck position": 2.5, "puck velocity": 0.0, "rest": 1.0})
+    assert set(errors) == set(GROUPS)
+
+
+def test_discounted_returns_match_a_double_loop():
+    rng = np.random.default_rng(0)
+    episode = np.repeat([0, 1, 2], [5, 1, 7])
+    rewards = rng.normal(size=len(episode))
+    discount = 0.9
+    expected = np.zeros(len(episode))
+    for t in range(len(episode)):
+        later = [j for j in range(t + 1, len(episode)) if episode[j] == episode[t]]
+        expected[t] = sum(discount ** (j - t - 1) * rewards[j] for j in later)
+    np.testing.assert_allclose(discounted_returns(rewards, episode, discount), expected)
+    # a goal of +10 three steps after t is worth 10·γ² at t
+    goal = np.array([0.0, 0.0, 0.0, 10.0])
+    assert discounted_returns(goal, np.zeros(4, int), 0.5)[0] == pytest.approx(2.5)
+
+
+def test_window_sums_match_a_loop():
+    values = np.arange(20.0) ** 2
+    ends = np.array([5, 9, 19])
+    for window in (1, 3, 6):
+        expected = [sum(values[end - j] for j in range(window)) for end in ends]
+        np.testing.assert_allclose(window_sums(values, ends, window), expected)
+
+
+def test_continue_shares_by_hand():
+    p = np.array([0.1, 0.6, 0.4, 0.9, 0.7, 0.2, 0.55])
+    terminal = np.array([True, True, True, False, False, False, False])
+    below, median, above = continue_shares(p, terminal)
+    assert below == pytest.approx(2 / 3) and median == pytest.approx(0.4)
+    assert above == pytest.approx(3 / 4)
+
+
+def _fake_world(values: np.ndarray, p_continue: np.ndarray, reward_column: int = 16):
+    """A world model whose state is the observation itself: the prior moves the first four
+    entries by the action, the decoder is the identity, the reward predictor reads one entry;
+    continue and critic return preset numbers for the recorded states."""
+
+    def img_step(state: State, action: torch.Tensor) -> State:
+        moved = state.deter.clone()
+        moved[:, :4] += action
+        return State(moved, state.stoch, state.logits)
+
+    rssm = SimpleNamespace(img_step=img_step)
+    world_model = SimpleNamespace(
+        rssm=rssm, decoder=lambda feat: feat,
+        reward_predictor=lambda feat: feat[:, reward_column],
+        continue_predictor=lambda feat: torch.as_tensor(p_continue, dtype=feat.dtype))
+    behavior = SimpleNamespace(critic=lambda feat: torch.as_tensor(values, dtype=feat.dtype))
+    return SimpleNamespace(world_model=world_model, behavior=behavior,
+                           device=torch.device("cpu"))
+
+
+def _hand_built_recording(seed: int = 0) -> Recording:
+    """Three episodes in which obs_{t+1} = obs_t + (a_t, 0 …): the fake model's dynamics. Each
+    ends in a goal for, a goal against, or a time-out."""
+    rng = np.random.default_rng(seed)
+    lengths = [30, 22, 25]
+    obs, actions, rewards, terminal = [], [], [], []
+    for length, outcome in zip(lengths, (10.0, -10.0, 0.0)):
+        episode_obs = [rng.normal(size=18)]
+        episode_actions = rng.uniform(-1, 1, size=(length, 4))
+        for t in range(length - 1):
+            step = episode_obs[-1].copy()
+            step[:4] += episode_actions[t]
+            episode_obs.append(step)
+        obs += episode_obs
+        actions.append(episode_actions)
+        rewards += [0.0] * (length - 1) + [outcome]
+        terminal += [False] * (length - 1) + [outcome != 0.0]
+    obs = np.array(obs)
+    state = State(torch.as_tensor(obs, dtype=torch.float64),
+                  torch.zeros(len(obs), 0, dtype=torch.float64),
+                  torch.zeros(len(obs), 0, 1, dtype=torch.float64))
+    return Recording(obs=obs, action=np.concatenate(actions), reward=np.array(rewards),
+                     episode=np.repeat(np.arange(3), lengths),
+                     position=np.concatenate([np.arange(n) for n in lengths]),
+                     length=np.repeat(lengths, lengths), is_terminal=np.array(terminal),
+                     state=state)
+
+
+def test_dream_replays_the_real_actions_in_order():
+    recording = _hand_built_recording()
+    agent = _fake_world(np.zeros(len(recording.obs)), np.zeros(len(recording.obs)))
+    starts = np.arange(len(recording.obs))
+    observations, rewards = dream(agent, recording, starts, 15, chunk=7)
+    for start in starts:
+        for k in range(1, 16):
+            if recording.position[start] + k < recording.length[start]:
+                np.testing.assert_allclose(observations[start, k - 1], recording.obs[start + k],
+                                           atol=1e-12)
+                # entry 16 never moves under the fake dynamics
+                assert rewards[start, k - 1] == pytest.approx(recording.obs[start, 16])
+
+
+def gaussian_smoothing(rewards: np.ndarray, sigma: float) -> np.ndarray:
+    """DreamSmooth's Gaussian kernel by loops: each reward spread over its episode's steps
+    with weights ∝ exp(−d²/2σ²) that sum to one."""
+    out = np.zeros(len(rewards))
+    for i, reward in enumerate(rewards):
+        weights = np.array([math.exp(-0.5 * ((t - i) / sigma) ** 2) for t in range(len(rewards))])
+        out += reward * weights / weights.sum()
+    return out
+
+
+def test_measure_on_a_hand_built_world():
+    recording = _hand_built_recording(1)
+    n = len(recording.obs)
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=n)
+    p_continue = np.full(n, 0.9)
+    p_continue[recording.is_terminal.nonzero()[0][0]] = 0.3  # one of the two goals is seen
+    p_continue[3] = 0.2  # one ordinary step looks terminal
+    agent = _fake_world(values, p_continue)
+    config = from_dict(TINY)
+    result = _measure(agent, config, recording, games=1, explore=False)
+
+    # The decoder is the identity and the dynamics are the real ones: no error at all.
+    assert all(error < 1e-9 for error in result.reconstruction.values())
+    for k in HORIZONS:
+        assert all(error < 1e-9 for error in result.prediction[k].values())
+        pairs = [(t, t + k) for t in range(n)
+                 if recording.position[t] + k < recording.length[t]]
+        puck = np.mean([np.hypot(*(recording.obs[a, 12:14] - recording.obs[b, 12:14]))
+                        for a, b in pairs])
+        own = np.mean([np.sqrt(((recording.obs[a, :6] - recording.obs[b, :6]) ** 2).sum())
+                       for a, b in pairs])
+        assert result.copy_baseline[k]["puck position"] == pytest.approx(puck)
+        assert result.copy_baseline[k]["own player"] == pytest.approx(own)
+
+    # Goals: the fake reward predictor says obs[start, 16] at every dreamed step.
+    goal_for, goal_against = 29, 30 + 21
+    smoothed = np.concatenate([gaussian_smoothing(recording.reward[recording.episode == e],
+                                                  config.replay.smoothing_sigma)
+                               for e in range(3)])
+    for row in result.goals:
+        end = goal_for if row.side == "scored" else goal_against
+        k = row.window
+        assert row.goals == 1
+        assert row.predicted == pytest.approx(k * recording.obs[end - k, 16])
+        assert row.sparse == (10.0 if row.side == "scored" else -10.0)
+        assert row.smoothed == pytest.approx(smoothed[end - k + 1:end + 1].sum())
+    assert [row.window for row in result.goals[::2]] == list(GOAL_WINDOWS)
+
+    assert result.terminal_steps == 2
+    assert result.continue_terminal_below == 0.5
+    assert result.continue_other_above == pytest.approx(1 - 1 / (n - 2))
+
+    # Critic: against the discounted return of the real rewards, last steps left out.
+    gamma = config.behavior.discount
+    returns, alive = [], []
+    for t in range(n):
+        later = [j for j in range(t + 1, n) if recording.episode[j] == recording.episode[t]]
+        returns.append(sum(gamma ** (j - t - 1) * recording.reward[j] for j in later))
+        alive.append(bool(later))
+    returns, kept = np.array(returns)[alive], values[alive]
+    assert result.critic_bias == pytest.approx(np.mean(kept - returns))
+    assert result.critic_correlation == pytest.approx(np.corrcoef(kept, returns)[0, 1])
+    assert result.return_mean == pytest.approx(returns.mean())
+
+
+@pytest.fixture
+def one_thread():
+    """Small networks on a shared CPU run fastest on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_probe_plays_real_games_and_records_the_agents_states(one_thread):
+    torch.manual_seed(0)
+    config = from_dict(TINY)
+    agent = Agent(18, 4, config)
+    before = torch.get_rng_state()
+    result = probe(agent, config, games=1, seed=5, keep_recording=True)
+    assert torch.equal(torch.get_rng_state(), before)  # the probe leaves torch's RNG alone
+    recording = result.recording
+    starts = np.flatnonzero(recording.position == 0)
+    assert len(starts) == 2 and result.steps == len(recording.obs)
+    # rewards are the plain game's: ±10 on terminal steps, nothing else
+    assert set(np.abs(recording.reward[recording.is_terminal])) <= {10.0}
+    assert np.all(recording.reward[~recording.is_terminal] == 0.0)
+    assert np.all(recording.is_terminal <= (recording.position == recording.length - 1))
+
+    # The recorded posteriors are those the agent computes when it acts on the same game.
+    carry = agent.initial_carry(1)
+    checked = min(starts[1], 60)
+    for t in range(checked):
+        action, carry = agent.act(recording.obs[t:t + 1].astype(np.float32),
+                                  np.array([t == 0]), carry, explore=False)
+        np.testing.assert_allclose(action[0], recording.action[t], atol=1e-5)
+    np.testing.assert_allclose(carry.state.deter[0], recording.state.deter[checked - 1],
+                               atol=1e-5)
+
+    table = format_table(result)
+    assert "puck position" in table and "deterministic actions" in table
+    metrics = probe_metrics(result)
+    assert all(key.startswith("probe/") for key in metrics)
+    assert "probe/pred1_puck_position" in metrics and "probe/critic_correlation" in metrics
+    with pytest.raises(ValueError, match="hockey"):
+        other = from_dict({**TINY, "env": {"name": "Pendulum-v1"}})
+        probe(Agent(3, 1, other), other, games=1)
