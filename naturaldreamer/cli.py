@@ -47,6 +47,19 @@ def _play(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe(args: argparse.Namespace) -> int:
+    import torch
+
+    from naturaldreamer.agent import load_agent
+    from naturaldreamer.probe import format_table, probe
+
+    # The agent's networks are small: one CPU thread is faster than several competing ones.
+    torch.set_num_threads(args.threads)
+    agent = load_agent(args.path, args.device)
+    print(format_table(probe(agent, agent.config, args.games, args.seed, args.explore)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job a reader runs."""
     parser = argparse.ArgumentParser(
@@ -84,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--seed", type=int, default=0)
     play.add_argument("--device", default="cpu")
     play.set_defaults(run=_play)
+
+    probe = commands.add_parser("probe", help="what a hockey agent's world model and "
+                                              "critic know, measured on real games")
+    probe.add_argument("path", help="agent file, e.g. agents/hockey.pt")
+    probe.add_argument("--games", type=int, default=20, help="games per opponent")
+    probe.add_argument("--seed", type=int, default=10_000,
+                       help="seed of the first game")
+    probe.add_argument("--explore", action="store_true",
+                       help="sample actions instead of the deterministic mode")
+    probe.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    probe.add_argument("--device", default="cpu")
+    probe.set_defaults(run=_probe)
     return parser
 
 

@@ -247,7 +247,7 @@ def probe(agent: Agent, config: Config, games: int = 20, seed: int = 10_000,
         raise ValueError(f"the probe reads hockey observations; this agent was trained on "
                          f"{config.env.name!r}")
     if games < 1:
-        raise ValueError(f"games must be at least 1, got {games}")
+        raise ValueError(f"games per opponent must be at least 1, got {games}")
     devices = [agent.device] if agent.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from naturaldreamer.agent import Agent
+from naturaldreamer.cli import build_parser, main
 from naturaldreamer.config import from_dict
 from naturaldreamer.probe import (GOAL_WINDOWS, GROUPS, HORIZONS, Recording, _measure,
                                   continue_shares, discounted_returns, dream, format_table,
@@ -232,3 +233,9 @@ def test_probe_plays_real_games_and_records_the_agents_states(one_thread):
     with pytest.raises(ValueError, match="hockey"):
         other = from_dict({**TINY, "env": {"name": "Pendulum-v1"}})
         probe(Agent(3, 1, other), other, games=1)
+
+
+def test_probe_command_line():
+    args = build_parser().parse_args(["probe", "agents/hockey.pt", "--games", "3", "--seed", "7"])
+    assert (args.path, args.games, args.seed, args.explore) == ("agents/hockey.pt", 3, 7, False)
+    assert main(["probe", "no/such/agent.pt"]) == 2
