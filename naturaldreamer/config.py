@@ -171,6 +171,10 @@ class TrainConfig:
     eval_every: int = 10_000
     eval_episodes: int = 10
     eval_mode: Literal["sample", "mode"] = "sample"  # official evaluates with samples
+    # Hockey: games per opponent the probe of the model (chapter 10) plays at each
+    # evaluation, with deterministic actions as `python -m naturaldreamer probe`;
+    # its numbers are the probe/ columns of metrics.csv. 0 switches it off.
+    probe_games: int = 4
     log_every: int = 1_000
     checkpoint_every: int = 10_000
 
@@ -178,7 +182,7 @@ class TrainConfig:
         _finite(self)
         _positive(self, "steps", "train_ratio", "eval_every", "eval_episodes", "log_every",
                   "checkpoint_every")
-        _non_negative(self, "train_start", "threads", "seed")
+        _non_negative(self, "train_start", "threads", "seed", "probe_games")
 
 
 @dataclass

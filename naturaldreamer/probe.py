@@ -297,7 +297,8 @@ def _measure(agent: Agent, config: Config, recording: Recording, games: int,
     alive = r.position < r.length - 1  # nothing follows an episode's last state
     values = agent.behavior.critic(feat).cpu().numpy().astype(np.float64)[alive]
     returns = returns[alive]
-    correlation = float(np.corrcoef(values, returns)[0, 1]) if returns.std() > 0 else float("nan")
+    spread = returns.std() > 0 and values.std() > 0  # a correlation needs both to vary
+    correlation = float(np.corrcoef(values, returns)[0, 1]) if spread else float("nan")
     return ProbeResult(
         games=games, steps=len(r.obs), explore=explore, smoothing=c.smoothing,
         reconstruction=reconstruction, prediction=prediction, copy_baseline=copy_baseline,
@@ -338,11 +339,13 @@ def format_table(result: ProbeResult) -> str:
     lines += ["",
               f"Continue: p < 0.5 on {100 * result.continue_terminal_below:.0f} % of "
               f"{result.terminal_steps} real terminal steps (median p "
-              f"{result.continue_terminal_median:.2f}); p > 0.5 on "
-              f"{100 * result.continue_other_above:.1f} % of the other steps.",
+              f"{result.continue_terminal_median:.2f});",
+              f"          p > 0.5 on {100 * result.continue_other_above:.1f} % of the other "
+              f"steps.",
               f"Critic vs real discounted return (γ = {result.discount}): correlation "
-              f"{result.critic_correlation:.2f}, mean value {result.value_mean:+.2f}, mean "
-              f"return {result.return_mean:+.2f}, bias {result.critic_bias:+.2f}."]
+              f"{result.critic_correlation:.2f},",
+              f"          mean value {result.value_mean:+.2f}, mean return "
+              f"{result.return_mean:+.2f}, bias (value − return) {result.critic_bias:+.2f}."]
     return "\n".join(lines)
 
 

@@ -279,6 +279,10 @@ def evaluation_metrics(agent: Agent, config: Config) -> dict:
         metrics[f"eval/loss_rate_{opponent}"] = float(np.mean(winners == -1))
         metrics[f"eval/return_{opponent}"] = float(np.mean([r["return"] for r in results]))
     metrics["eval/return"] = (metrics["eval/return_weak"] + metrics["eval/return_strong"]) / 2
+    if config.train.probe_games:
+        from naturaldreamer.probe import probe, probe_metrics  # it imports this module
+
+        metrics.update(probe_metrics(probe(agent, config, config.train.probe_games)))
     return metrics
 
 

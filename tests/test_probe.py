@@ -239,3 +239,19 @@ def test_probe_command_line():
     args = build_parser().parse_args(["probe", "agents/hockey.pt", "--games", "3", "--seed", "7"])
     assert (args.path, args.games, args.seed, args.explore) == ("agents/hockey.pt", 3, 7, False)
     assert main(["probe", "no/such/agent.pt"]) == 2
+
+
+def test_training_evaluation_runs_the_probe(one_thread, monkeypatch):
+    from naturaldreamer import train
+    from naturaldreamer.config import ConfigError
+    from naturaldreamer.train import evaluation_metrics
+
+    # Only the probe plays here (the win-rate games are tested in test_train).
+    monkeypatch.setattr(train, "evaluate", lambda *args, **kwargs: [{"winner": 0, "return": 0}])
+    config = from_dict({**TINY, "train": {"eval_episodes": 1, "probe_games": 1}})
+    metrics = evaluation_metrics(Agent(18, 4, config), config)
+    assert "eval/win_rate_weak" in metrics and "probe/critic_correlation" in metrics
+    off = from_dict({**TINY, "train": {"eval_episodes": 1, "probe_games": 0}})
+    assert not any(key.startswith("probe/") for key in evaluation_metrics(Agent(18, 4, off), off))
+    with pytest.raises(ConfigError, match="train.probe_games"):
+        from_dict({"train": {"probe_games": -1}})
