@@ -15,6 +15,7 @@ from torch import nn
 
 from naturaldreamer.behavior import Behavior
 from naturaldreamer.config import Config, from_dict, to_dict
+from naturaldreamer.files import atomic_write
 from naturaldreamer.rssm import State, mode_onehot
 from naturaldreamer.world_model import Batch, WorldModel
 
@@ -97,33 +98,68 @@ class Policy:
         if obs.shape[1] != self.agent.obs_dim:
             raise ValueError(f"expected an observation of {self.agent.obs_dim} numbers, "
                              f"got {obs.shape[1]}")
+        if not np.all(np.isfinite(obs)):
+            # The networks would turn NaN into a plausible-looking action: refuse instead.
+            bad = np.flatnonzero(~np.isfinite(obs[0])).tolist()
+            raise ValueError(f"the observation has NaN or infinite values at positions {bad}; "
+                             f"the agent cannot act on it: check where the observation comes "
+                             f"from")
         action, self._carry = self.agent.act(obs, np.array([self._first]), self._carry, explore)
         self._first = False
         return np.clip(action[0], -1.0, 1.0).astype(np.float32)
 
 
+def select_device(name: str) -> torch.device:
+    """'auto' → cuda when available, else cpu; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N (the N-th GPU) or "
+                         f"auto") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but torch sees no CUDA GPU; use "
+                           f"--device cpu, or install the CUDA build of torch (README)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise RuntimeError(f"device {name!r} requested but torch sees only "
+                           f"{torch.cuda.device_count()} GPU(s), cuda:0 to "
+                           f"cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
+POLICY_FORMAT = "naturaldreamer-policy-1"
+
+
 def save_policy(agent: Agent, path: str | Path) -> None:
-    """Write what `load_policy` needs: network weights, sizes and the config (no optimiser)."""
-    torch.save({"format": "naturaldreamer-policy-1", "obs_dim": agent.obs_dim,
-                "action_dim": agent.action_dim, "config": to_dict(agent.config),
-                "agent": agent.state_dict()}, path)
+    """Write what `load_policy` needs: network weights, sizes and the config (no optimiser).
+    The file is written atomically (`files.atomic_write`)."""
+    state = {"format": POLICY_FORMAT, "obs_dim": agent.obs_dim,
+             "action_dim": agent.action_dim, "config": to_dict(agent.config),
+             "agent": agent.state_dict()}
+    atomic_write(path, lambda file: torch.save(state, file))
 
 
 def load_agent(path: str | Path, device: str = "cpu") -> Agent:
-    """Rebuild an Agent from a policy file or a training checkpoint."""
+    """Rebuild an Agent from a policy file or a training checkpoint, on `device`."""
     path = Path(path)
+    target = select_device(device)  # before reading, so a device error is not a file error
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give the agent file in it, e.g. "
+                         f"{path / 'policy.pt'}")
     if not path.is_file():
         raise FileNotFoundError(f"no agent file at {path}; train one with `python -m "
                                 f"naturaldreamer train` or use the shipped agents/hockey.pt")
     try:
-        data = torch.load(path, map_location=device, weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True)
         agent = Agent(data["obs_dim"], data["action_dim"], from_dict(data["config"]))
         agent.load_state_dict(data["agent"])
-    except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as error:
+    except (RuntimeError, KeyError, EOFError, ValueError, TypeError, IndexError,
+            AttributeError, pickle.UnpicklingError) as error:
         raise ValueError(f"{path} is not a readable naturaldreamer agent "
                          f"({type(error).__name__}); the file may be truncated or from another "
                          f"program: download or train it again") from error
-    return agent.to(device)
+    return agent.to(target)
 
 
 def load_policy(path: str | Path = "agents/hockey.pt", device: str = "cpu") -> Policy:

@@ -8,7 +8,7 @@ import torch
 from naturaldreamer.agent import Agent, load_policy, save_policy
 from naturaldreamer.config import from_dict
 from naturaldreamer.replay import Replay
-from naturaldreamer.train import Collector, load_checkpoint, save_checkpoint, train
+from naturaldreamer.train import Collector, Run, load_checkpoint, save_checkpoint, train
 
 TINY = {"world_model": {"deter": 32, "hidden": 16, "units": 16, "blocks": 4, "classes": 4,
                         "stoch": 4},
@@ -57,26 +57,33 @@ def test_collector_pairs_each_reward_with_the_observation_it_leads_to(truncate):
     assert [e["return"] for e in collector.finished] == [60.0, 60.0]
 
 
+def counting_run(config, seed: int) -> Run:
+    agent = Agent(1, 1, config)
+    return Run(config, agent, Replay(1, 1, 1, config.replay, seed=seed),
+               Collector([CountingEnv(False)], seed=seed), [], agent.initial_carry(1))
+
+
 def test_checkpoint_resume_gives_identical_next_update(tmp_path):
     config = from_dict(TINY)
     torch.manual_seed(0)
-    agent = Agent(1, 1, config)
-    replay = Replay(1, 1, 1, config.replay, seed=0)
-    collector = Collector([CountingEnv(False)], seed=0)
-    carry = agent.initial_carry(1)
-    for _ in range(12):
-        carry = collector.step(agent, carry, replay)
+    run = counting_run(config, seed=0)
+    agent, replay = run.agent, run.replay
+    for _ in range(14):
+        run.carry = run.collector.step(agent, run.carry, replay)
     agent.train_step(replay.sample())  # optimiser state and Moments are non-trivial now
-    save_checkpoint(tmp_path / "checkpoint.pt", agent, replay, [], {"env_steps": 12})
+    run.counters["env_steps"] = 14
+    save_checkpoint(tmp_path / "checkpoint.pt", run)
     expected = agent.train_step(replay.sample())
 
     torch.manual_seed(123)  # a different RNG state: the checkpoint must restore it
-    restored = Agent(1, 1, config)
-    restored_replay = Replay(1, 1, 1, config.replay, seed=5)
-    counters = load_checkpoint(tmp_path / "checkpoint.pt", restored, restored_replay, [], config)
-    assert counters == {"env_steps": 12}
+    restored_run = counting_run(config, seed=5)
+    load_checkpoint(tmp_path / "checkpoint.pt", restored_run)
+    assert restored_run.counters["env_steps"] == 14
+    # The episode in progress (two steps into the fifth) was replayed into the new env.
+    assert restored_run.collector.slots[0].env.t == 2
+    restored, restored_replay = restored_run.agent, restored_run.replay
     got = restored.train_step(restored_replay.sample())
-    assert got == expected
+    assert {k: float(v) for k, v in got.items()} == {k: float(v) for k, v in expected.items()}
     for (name, a), (_, b) in zip(agent.state_dict().items(), restored.state_dict().items()):
         assert torch.equal(a, b), name
     torch.testing.assert_close(restored.behavior.moments.high, agent.behavior.moments.high)
@@ -84,12 +91,12 @@ def test_checkpoint_resume_gives_identical_next_update(tmp_path):
 
 def test_load_checkpoint_errors_say_what_to_do(tmp_path):
     config = from_dict(TINY)
-    agent, replay = Agent(1, 1, config), Replay(1, 1, 1, config.replay)
+    run = counting_run(config, seed=0)
     with pytest.raises(FileNotFoundError, match="start without --resume"):
-        load_checkpoint(tmp_path / "none.pt", agent, replay, [], config)
+        load_checkpoint(tmp_path / "none.pt", run)
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="corrupted"):
-        load_checkpoint(tmp_path / "broken.pt", agent, replay, [], config)
+        load_checkpoint(tmp_path / "broken.pt", run)
 
 
 def test_policy_file_round_trip(tmp_path):
