@@ -1,46 +1,104 @@
 """The command line: `python -m naturaldreamer COMMAND ...`."""
 
 import argparse
+import sys
 from pathlib import Path
 
 from naturaldreamer import __version__
 
+DEFAULT_CONFIG = "configs/pendulum.yaml"
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number ≥ 1 (argparse reports the error and exits with 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _run_directory(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(run directory, config file) of a `train` command, or a ValueError saying what to fix."""
+    from naturaldreamer.train import RUN_FILES
+
+    if args.resume:
+        out = Path(args.resume)
+        if args.config or args.out:
+            raise ValueError(f"--resume continues the run in {out} with its own config.yaml "
+                             f"and directory; drop --config and --out (only --steps and "
+                             f"--device may change)")
+        if out.is_file():
+            raise ValueError(f"--resume takes a run directory, not a file: use --resume "
+                             f"{out.parent}")
+        if not (out / "config.yaml").is_file():
+            raise FileNotFoundError(f"cannot resume: {out} has no config.yaml; pass the "
+                                    f"directory of an earlier run (it holds config.yaml and "
+                                    f"checkpoint.pt)")
+        return out, out / "config.yaml"
+    config = args.config or DEFAULT_CONFIG
+    out = Path(args.out or f"runs/{Path(config).stem}")
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if existing and not args.force:
+        raise ValueError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
+                         f"`python -m naturaldreamer train --resume {out}`, choose another "
+                         f"--out, or add --force to replace it")
+    return out, Path(config)
+
 
 def _train(args: argparse.Namespace) -> int:
     from naturaldreamer.config import load_config
-    from naturaldreamer.train import train
+    from naturaldreamer.train import TrainingInterrupted, train
 
-    out = Path(args.resume or args.out or f"runs/{Path(args.config).stem}")
-    config_path = out / "config.yaml" if args.resume else args.config
-    if args.resume and not config_path.is_file():
-        raise FileNotFoundError(f"cannot resume: {out} has no config.yaml; pass the directory "
-                                f"of an earlier run (it holds config.yaml and checkpoint.pt)")
+    out, config_path = _run_directory(args)
     overrides = {}
     if args.steps is not None:
         overrides["train.steps"] = args.steps
     if args.device is not None:
         overrides["train.device"] = args.device
     config = load_config(config_path, overrides)
-    train(config, out, resume=bool(args.resume))
+    try:
+        train(config, out, resume=bool(args.resume))
+    except TrainingInterrupted as stopped:
+        print(stopped, file=sys.stderr)
+        return 128 + stopped.signal
+    except KeyboardInterrupt:
+        saved = "the last checkpoint is intact: continue with `python -m naturaldreamer train " \
+            f"--resume {out}`" if (out / "checkpoint.pt").is_file() else "no checkpoint yet"
+        print(f"interrupted without saving; {saved}", file=sys.stderr)
+        return 130
     print(f"done: metrics, plots, checkpoint and policy are in {out}/")
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _hockey_agent(path: str, device: str):
+    """The agent in `path`, or a ValueError if it was not trained on hockey."""
     from naturaldreamer.agent import load_agent
+
+    agent = load_agent(path, device)
+    if agent.config.env.name != "hockey":
+        raise ValueError(f"{path} was trained on {agent.config.env.name}, not hockey; this "
+                         f"command plays hockey games")
+    return agent
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from naturaldreamer.evaluation import hockey_record
 
-    agent = load_agent(args.path, args.device)
+    agent = _hockey_agent(args.path, args.device)
     for opponent in args.opponent:
         print(hockey_record(agent, opponent, args.games, explore=args.explore, seed=args.seed))
     return 0
 
 
 def _play(args: argparse.Namespace) -> int:
-    from naturaldreamer.agent import load_policy
+    from naturaldreamer.agent import Policy
     from naturaldreamer.evaluation import record_game, save_gif
 
-    frames, winner = record_game(load_policy(args.path, args.device), args.opponent, args.seed)
+    policy = Policy(_hockey_agent(args.path, args.device))
+    frames, winner = record_game(policy, args.opponent, args.seed)
     save_gif(frames, args.out)
     outcome = {1: "the agent won", 0: "a draw", -1: "the agent lost"}[winner]
     print(f"wrote {args.out}: {len(frames)} frames, {outcome}")
@@ -70,20 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train an agent from a YAML config")
-    train.add_argument("--config", default="configs/pendulum.yaml",
-                       help="YAML config (default: configs/pendulum.yaml)")
-    train.add_argument("--steps", type=int, help="environment steps (overrides train.steps)")
+    train.add_argument("--config", help=f"YAML config (default: {DEFAULT_CONFIG})")
+    train.add_argument("--steps", type=_positive_int,
+                       help="environment steps (overrides train.steps)")
     train.add_argument("--device", help="cpu, cuda, cuda:1, or auto (default: from config)")
     train.add_argument("--out", help="run directory (default: runs/CONFIG_NAME)")
     train.add_argument("--resume", metavar="RUN_DIR",
-                       help="continue the run in RUN_DIR from its checkpoint and config")
+                       help="continue the run in RUN_DIR exactly, from its checkpoint and config")
+    train.add_argument("--force", action="store_true",
+                       help="replace the run already in --out instead of refusing")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="win rates of a hockey agent")
     evaluate.add_argument("path", help="agent file, e.g. agents/hockey.pt or runs/X/policy.pt")
     evaluate.add_argument("--opponent", choices=["weak", "strong"], action="append",
                           help="scripted opponent (repeatable; default: weak and strong)")
-    evaluate.add_argument("--games", type=int, default=200, help="games per opponent")
+    evaluate.add_argument("--games", type=_positive_int, default=200,
+                          help="games per opponent")
     evaluate.add_argument("--seed", type=int, default=10_000, help="seed of the first game")
     evaluate.add_argument("--explore", action="store_true",
                           help="sample actions instead of the deterministic mode")
@@ -123,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         args.opponent = ["weak", "strong"]
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"error: {error}")
+    except (ValueError, OSError, RuntimeError, ImportError) as error:
+        # What a reader can get wrong (config, paths, files, devices): one line, no traceback.
+        print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
