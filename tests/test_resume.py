@@ -14,9 +14,10 @@ import pytest
 import torch
 import yaml
 
-from naturaldreamer.agent import Agent, load_agent
+from naturaldreamer.agent import Agent, Policy, load_agent
 from naturaldreamer.config import from_dict, load_config
-from naturaldreamer.train import TrainingInterrupted, read_metrics, train
+from naturaldreamer.train import (TrainingInterrupted, _add_snapshot, build_run, load_checkpoint,
+                                  read_metrics, save_checkpoint, seed_everything, train)
 
 STEPS = 120  # env steps over 4 envs: 30 steps and one episode and a half each; 55 updates
 
@@ -106,6 +107,53 @@ def test_sigint_and_sigterm_stop_with_a_checkpoint_and_resume_exactly(straight, 
     assert signal.getsignal(signal.SIGINT) is handler  # train put the handlers back
     train(tiny(), tmp_path, resume=True, progress=False)
     assert_same_run(tmp_path, straight)
+
+
+@pytest.fixture
+def one_thread():
+    """Batch-1 networks: more torch threads only compete with each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_hockey_games_and_self_play_opponents_continue_exactly(tmp_path, one_thread):
+    """The episodes in progress of the hockey game, with opponents drawn from a pool that
+    holds snapshots of the agent, go on after a resume as they would have without it."""
+    config = from_dict({
+        "env": {"name": "hockey", "num_envs": 3, "options": {"potential": 0.1},
+                "opponents": {"weak": 1, "strong": 1, "self": 2},
+                "modes": {"normal": 1, "train_shooting": 2}},
+        "world_model": {"deter": 16, "hidden": 8, "units": 8, "blocks": 2, "classes": 4,
+                        "stoch": 4},
+        "behavior": {"units": 8, "horizon": 3},
+        "replay": {"batch_size": 2, "batch_length": 4, "capacity": 3000},
+        "train": {"seed": 3, "device": "cpu"}})
+
+    def fresh():
+        seed_everything(config.train.seed)
+        return build_run(config, torch.device("cpu"))
+
+    def play(run, steps: int) -> list[np.ndarray]:
+        observations = []
+        for _ in range(steps):
+            run.carry = run.collector.step(run.agent, run.carry, run.replay)
+            observations.append(np.stack([slot.obs for slot in run.collector.slots]))
+        return observations
+
+    run = fresh()
+    for _ in range(5):
+        play(run, 60)
+        _add_snapshot(run.pools, run.agent)
+    assert any(isinstance(pool.pick, Policy) for pool in run.pools)  # playing a snapshot
+    assert all(slot.episode_length > 0 for slot in run.collector.slots)  # mid-game
+    save_checkpoint(tmp_path / "checkpoint.pt", run)
+    expected = play(run, 150)
+    restored = fresh()
+    load_checkpoint(tmp_path / "checkpoint.pt", restored)
+    for got, want in zip(play(restored, 150), expected):
+        np.testing.assert_array_equal(got, want)
 
 
 def _train_child(config, out: Path, resume: bool, kill: tuple | None) -> None:
