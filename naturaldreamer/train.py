@@ -327,15 +327,16 @@ def _allocate_replay(obs_dim: int, action_dim: int, config: Config) -> Replay:
     steps = max(r.capacity // config.env.num_envs, r.batch_length) * config.env.num_envs
     need = steps * (4 * (obs_dim + action_dim + 2) + 3)
     memory = _physical_memory()
-    advice = (f"lower replay.capacity (replay.capacity {r.capacity:,} steps of "
-              f"{obs_dim} observations and {action_dim} actions need {need / 2**30:,.1f} GiB)")
+    size = (f"replay.capacity: {r.capacity:,} steps of {obs_dim} observations and "
+            f"{action_dim} actions need {need / 2**30:,.1f} GiB")
     if memory and need > memory:
-        raise ValueError(f"the replay buffer does not fit in this machine's "
-                         f"{memory / 2**30:.1f} GiB of memory: {advice}")
+        raise ValueError(f"{size}, more than this machine's {memory / 2**30:.1f} GiB; lower "
+                         f"replay.capacity")
     try:
         return Replay(obs_dim, action_dim, config.env.num_envs, r, config.train.seed)
     except MemoryError as error:
-        raise ValueError(f"out of memory for the replay buffer: {advice}") from error
+        raise ValueError(f"{size}, and that much memory is not free; lower "
+                         f"replay.capacity") from error
 
 
 def _physical_memory() -> int | None:
@@ -773,8 +774,8 @@ def _check_format(path: Path, state) -> None:
         return
     if kind == POLICY_FORMAT:
         raise ValueError(f"{path} is a policy file (the networks alone, no optimiser or "
-                         f"replay), so training cannot continue from it; resume from the "
-                         f"run's checkpoint.pt, or train a new run")
+                         f"replay), so training cannot continue from it; restore the run's "
+                         f"own checkpoint.pt from a copy, or train a new run")
     if isinstance(kind, str) and kind.startswith("naturaldreamer-checkpoint"):
         raise ValueError(f"{path} was written by an earlier naturaldreamer ({kind}) that did "
                          f"not save enough to resume exactly; train a new run (its policy.pt "

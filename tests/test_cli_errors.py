@@ -113,7 +113,8 @@ CASES = {
                          "replay.capacity: expected int.*100000000000000"),
     "capacity too large": (lambda t: ["train", "--config",
                                       tiny_config(t, replay={"capacity": 10**14})],
-                           "lower replay.capacity"),
+                           "replay.capacity: 100,000,000,000,000 steps .* more than this "
+                           "machine's"),
     "unknown device": (lambda t: ["evaluate", "agents/hockey.pt", "--device", "gpu"],
                        "unknown device 'gpu'"),
     "resume with config": (lambda t: ["train", "--resume", str(t), "--config",
@@ -144,6 +145,24 @@ def test_bad_input_gives_one_clear_line_and_a_non_zero_exit(case, tmp_path, caps
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 or lines[-1].startswith("python -m naturaldreamer"), lines
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_troubleshooting_page_quotes_the_message(case):
+    page = (Path(__file__).parent.parent / "book" / "troubleshooting.md").read_text()
+    assert re.search(CASES[case][1], " ".join(page.split())), case
+
+
+def test_a_diverged_run_stops_with_a_clear_message(tmp_path, capsys, monkeypatch):
+    def nan_step(agent, batch):
+        return {"world/loss": torch.tensor(float("nan"))}
+
+    monkeypatch.setattr(Agent, "train_step", nan_step)
+    status, err = run_cli(["train", "--config", tiny_config(tmp_path),
+                           "--out", str(tmp_path / "run")], capsys)
+    assert status == 2
+    assert re.search(r"training diverged: world/loss became nan by 20 env steps", err), err
+    assert "smaller learning rates" in err and not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_policy_refuses_nan_and_inf_observations():
