@@ -119,7 +119,7 @@ def test_policy_file_round_trip(tmp_path):
 
 def test_tiny_training_run_writes_its_outputs_and_resumes(tmp_path):
     config = from_dict({**TINY, "env": {"name": "Pendulum-v1", "num_envs": 2},
-                        "train": {"steps": 60, "train_ratio": 8, "train_start": 20,
+                        "train": {"steps": 60, "train_ratio": 8, "train_start": 20, "threads": 1,
                                   "eval_every": 60, "eval_episodes": 1, "log_every": 20,
                                   "checkpoint_every": 40}})
     train(config, tmp_path, progress=False)
@@ -128,7 +128,7 @@ def test_tiny_training_run_writes_its_outputs_and_resumes(tmp_path):
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert len(rows) == 4 and "world/loss" in rows[0] and "eval/return" in rows[0]
     longer = from_dict({**TINY, "env": {"name": "Pendulum-v1", "num_envs": 2},
-                        "train": {"steps": 80, "train_ratio": 8, "train_start": 20,
+                        "train": {"steps": 80, "train_ratio": 8, "train_start": 20, "threads": 1,
                                   "eval_every": 60, "eval_episodes": 1, "log_every": 20,
                                   "checkpoint_every": 40}})
     resumed = train(longer, tmp_path, resume=True, progress=False)  # more steps: allowed
@@ -136,7 +136,7 @@ def test_tiny_training_run_writes_its_outputs_and_resumes(tmp_path):
     assert rows[-1].startswith("80,") and resumed is not None
     changed = from_dict({**TINY, "env": {"name": "Pendulum-v1", "num_envs": 2},
                          "behavior": {"units": 16, "horizon": 3, "entropy_scale": 1e-3},
-                         "train": {"steps": 100, "train_ratio": 8, "train_start": 20,
+                         "train": {"steps": 100, "train_ratio": 8, "train_start": 20, "threads": 1,
                                    "eval_every": 60, "eval_episodes": 1, "log_every": 20,
                                    "checkpoint_every": 40}})
     with pytest.raises(ValueError, match="different config"):
