@@ -191,6 +191,9 @@ def test_train_refuses_an_existing_run_unless_forced(finished_run, tmp_path, cap
     assert (out / "checkpoint.pt").read_bytes() == first  # untouched
     status, err = run_cli(["train", "--resume", str(out)], capsys)
     assert status == 2 and "already has 20 env steps" in err and "--steps" in err
+    (out / "metrics.csv").write_text("")  # emptied: the checkpoint still has the rows
+    assert run_cli(["train", "--resume", str(out), "--steps", "30"], capsys)[0] == 0
+    assert [row["env_steps"] for row in read_metrics(out / "metrics.csv")] == [10, 20, 30]
     assert run_cli(["train", "--config", config, "--out", str(out), "--force"], capsys)[0] == 0
     assert [row["env_steps"] for row in read_metrics(out / "metrics.csv")] == [10, 20]
 
