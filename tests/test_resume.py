@@ -19,10 +19,10 @@ from naturaldreamer.config import from_dict, load_config
 from naturaldreamer.train import (TrainingInterrupted, _add_snapshot, build_run, load_checkpoint,
                                   read_metrics, save_checkpoint, seed_everything, train)
 
-STEPS = 120  # env steps over 4 envs: 30 steps and one episode and a half each; 55 updates
+STEPS = 80  # env steps over 4 envs: 20 steps each, episodes of 20 env steps; 35 updates
 
 
-def tiny(steps: int = STEPS, checkpoint_every: int = 60):
+def tiny(steps: int = STEPS, checkpoint_every: int = 40):
     return from_dict({
         "env": {"name": "Pendulum-v1", "num_envs": 4, "options": {"max_episode_steps": 20}},
         "world_model": {"deter": 16, "hidden": 8, "units": 8, "blocks": 2, "classes": 4,
@@ -30,7 +30,7 @@ def tiny(steps: int = STEPS, checkpoint_every: int = 60):
         "behavior": {"units": 8, "horizon": 3},
         "replay": {"batch_size": 2, "batch_length": 4, "capacity": 400},
         "train": {"steps": steps, "train_ratio": 4, "train_start": 10, "threads": 1,
-                  "eval_every": 20, "eval_episodes": 1, "log_every": 12,
+                  "eval_every": 20, "eval_episodes": 1, "log_every": 8,
                   "checkpoint_every": checkpoint_every}})
 
 
@@ -88,7 +88,7 @@ def test_sigint_and_sigterm_stop_with_a_checkpoint_and_resume_exactly(straight, 
 
     def step_and_signal(agent, batch):
         updates.append(1)
-        if len(updates) in (18, 38):  # 2 updates per env step: stop between those two
+        if len(updates) in (18, 28):  # 2 updates per env step: stop between those two
             os.kill(os.getpid(), signal.SIGINT if len(updates) == 18 else signal.SIGTERM)
         return real_step(agent, batch)
 
@@ -129,7 +129,7 @@ def test_hockey_games_and_self_play_opponents_continue_exactly(tmp_path, one_thr
                         "stoch": 4},
         "behavior": {"units": 8, "horizon": 3},
         "replay": {"batch_size": 2, "batch_length": 4, "capacity": 3000},
-        "train": {"seed": 3, "device": "cpu"}})
+        "train": {"seed": 0, "device": "cpu"}})
 
     def fresh():
         seed_everything(config.train.seed)
@@ -143,16 +143,16 @@ def test_hockey_games_and_self_play_opponents_continue_exactly(tmp_path, one_thr
         return observations
 
     run = fresh()
-    for _ in range(5):
-        play(run, 60)
+    for _ in range(4):
+        play(run, 50)
         _add_snapshot(run.pools, run.agent)
     assert any(isinstance(pool.pick, Policy) for pool in run.pools)  # playing a snapshot
     assert all(slot.episode_length > 0 for slot in run.collector.slots)  # mid-game
     save_checkpoint(tmp_path / "checkpoint.pt", run)
-    expected = play(run, 150)
+    expected = play(run, 100)
     restored = fresh()
     load_checkpoint(tmp_path / "checkpoint.pt", restored)
-    for got, want in zip(play(restored, 150), expected):
+    for got, want in zip(play(restored, 100), expected):
         np.testing.assert_array_equal(got, want)
 
 
@@ -207,10 +207,10 @@ def test_sigkill_at_any_moment_loses_and_corrupts_nothing(straight, tmp_path):
     # Children start from a process that has imported what training needs: fast starts.
     context.set_forkserver_preload(["naturaldreamer.train", "torch._dynamo",
                                     "matplotlib.backends.backend_agg"])
-    config = tiny(checkpoint_every=40)  # how often it saves does not change the numbers
+    config = tiny(checkpoint_every=20)  # how often it saves does not change the numbers
     kills = [("config.yaml", 1, "mid"), ("checkpoint.pt", 1, "mid"), ("metrics.csv", 2, "mid"),
              ("checkpoint.pt", 1, "after"), 1.0, ("policy.pt", 1, "mid"),
-             ("metrics.png", 1, "mid"), ("metrics.csv", 1, "after")]
+             ("metrics.png", 1, "mid")]
     for kill in kills + [None]:
         resume = (tmp_path / "checkpoint.pt").exists()
         child = context.Process(target=_train_child, args=(
