@@ -30,7 +30,7 @@ class Carry:
 
 class Agent(nn.Module):
     """The whole learner. `act` runs in the environment; `train_step` is one update of both
-    parts, in the order of the paper: world model first, then behaviour on its posteriors."""
+    parts: the world model's losses, then the behaviour's on dreams from its posteriors."""
 
     def __init__(self, obs_dim: int, action_dim: int, config: Config):
         super().__init__()
@@ -66,12 +66,43 @@ class Agent(nn.Module):
         action = dist.sample()[1] if explore else dist.mode_action()
         return action.cpu().numpy(), Carry(posterior, action)
 
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Every loss of one update, all computed with the same parameters (as the official
+        agent does): the world model's; the actor's and critic's on dreams from its detached
+        posteriors; and the replay value loss on the posteriors themselves.
+
+        Returns (actor loss, the sum of all other losses, metrics as 0-d tensors). This is the
+        function `train.compile` hands to torch.compile; `train_step` applies the gradients.
+        """
+        c = self.config.behavior
+        with torch.autocast(self.device.type, torch.bfloat16,
+                            enabled=self.config.train.precision == "bfloat16"):
+            world_loss, metrics, posterior = self.world_model.loss(batch)
+            metrics = {key: value.detach() for key, value in metrics.items()}
+            behavior = self.behavior.loss(self.world_model, posterior.detach(),
+                                          batch.is_terminal)
+            other_loss = world_loss + behavior.critic
+            metrics.update(behavior.metrics)
+            if c.repval_scale > 0:
+                replay_loss, replay_metrics = self.behavior.replay_value_loss(
+                    posterior.feat(), batch.reward, batch.is_last, batch.is_terminal, behavior)
+                other_loss = other_loss + c.repval_scale * replay_loss
+                metrics.update(replay_metrics)
+        return behavior.actor, other_loss, metrics
+
     def train_step(self, batch: dict) -> dict:
-        """One world-model update and one behaviour update on a replayed batch (numpy)."""
+        """One update of every network on a replayed batch (numpy): all losses first, then
+        zero_grad, backward, clip and one optimiser step each. Returns 0-d tensor metrics;
+        nothing here waits for a number to reach Python (the training loop averages them
+        when it logs)."""
         tensors = Batch(**{key: torch.as_tensor(batch[key], device=self.device)
-                           for key in ("obs", "action", "reward", "is_first", "is_terminal")})
-        metrics, posterior = self.world_model.update(tensors)
-        metrics.update(self.behavior.update(self.world_model, posterior, tensors.is_terminal))
+                           for key in ("obs", "action", "reward", "is_first", "is_terminal",
+                                       "is_last")})
+        actor_loss, other_loss, metrics = self.losses(tensors)
+        self.zero_grad(set_to_none=True)
+        self.behavior.backward(actor_loss, other_loss)
+        metrics.update(self.world_model.step())
+        metrics.update(self.behavior.step())
         return metrics
 
     def optimizers(self) -> dict:

@@ -116,6 +116,9 @@ class BehaviorConfig:
     return_floor: float = 1.0
     slow_critic_mix: float = 0.02
     slowreg_scale: float = 1.0
+    # The critic also learns λ-returns along the replayed sequences (official `repval`, 0.3),
+    # so that real rewards and goals reach it at full size; 0 turns it off.
+    repval_scale: float = 0.3
     lr: float = 4e-5
     agc: float = 0.3
     eps: float = 1e-20
@@ -140,6 +143,8 @@ class BehaviorConfig:
             raise ConfigError("behavior.imagine_starts must be ≥ 0 (0 = all replayed states)")
         if self.entropy_scale < 0:
             raise ConfigError("behavior.entropy_scale must be ≥ 0")
+        if self.repval_scale < 0:
+            raise ConfigError("behavior.repval_scale must be ≥ 0 (0 turns it off)")
 
 
 @dataclass
@@ -168,6 +173,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto = cuda when available
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    # Compile the training step with torch.compile (chapter 9): the shipped configs switch it
+    # on; it pays off after a few hundred updates. Falls back to eager, with a warning, if
+    # compiling fails.
+    compile: bool = False
+    # Matrix products of the training step in bfloat16 (autocast) or float32 (chapter 9).
+    precision: Literal["float32", "bfloat16"] = "float32"
     eval_every: int = 10_000
     eval_episodes: int = 10
     eval_mode: Literal["sample", "mode"] = "sample"  # official evaluates with samples

@@ -56,16 +56,21 @@ def twohot_encode(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     return target
 
 
-def twohot_decode(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+def twohot_decode(logits: torch.Tensor, bins: torch.Tensor,
+                  symmetric: bool | None = None) -> torch.Tensor:
     """Expected bin position under softmax(logits): shape logits.shape[:-1].
 
     For symmetric bins the sum pairs each positive bin with its mirror image first,
     Σ_i (p_i⁺ − p_i⁻) · b_i, so that uniform probabilities give exactly 0 even though the outer
-    bins are of order 1e8 (the official agent sums in the same spirit).
+    bins are of order 1e8 (the official agent sums in the same spirit). `symmetric=None` checks
+    the bins; a caller that knows (the two-hot heads) says so, which keeps the check, a
+    data-dependent branch, out of a compiled training step.
     """
     probs = torch.softmax(logits, dim=-1)
     half = len(bins) // 2
-    if not torch.equal(bins[-half:], -bins[:half].flip(0)):
+    if symmetric is None:
+        symmetric = bool(torch.equal(bins[-half:], -bins[:half].flip(0)))
+    if not symmetric:
         return probs @ bins
     return (probs[..., -half:] - probs[..., :half].flip(-1)) @ bins[-half:]
 

@@ -87,7 +87,11 @@ class TwoHotHead(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """The predicted mean, shape feat.shape[:-1]."""
-        return twohot_decode(self.net(feat), self.bins)
+        return self.decode(self.net(feat))
+
+    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+        """The mean of the distribution given by `logits` (..., bins): shape (...)."""
+        return twohot_decode(logits, self.bins, symmetric=True)
 
     def loss(self, feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Two-hot cross-entropy against `target` (same shape as the prediction)."""

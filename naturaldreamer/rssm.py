@@ -31,6 +31,10 @@ class State:
         """The feature vector every head reads: concat(deter, stoch)."""
         return torch.cat([self.deter, self.stoch], -1)
 
+    def detach(self) -> "State":
+        """The same state cut from the graph that computed it."""
+        return State(self.deter.detach(), self.stoch.detach(), self.logits.detach())
+
 
 def stack_states(states: list[State], dim: int = 1) -> State:
     """Stack a list of per-step states along a new time axis (default: (batch, time, ...))."""

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from naturaldreamer.agent import POLICY_FORMAT, Agent, Carry, Policy, save_policy, select_device
+from naturaldreamer.compiled import compile_agent
 from naturaldreamer.config import Config, EnvConfig, from_dict, save_config, to_dict
 from naturaldreamer.envs import make_env
 from naturaldreamer.envs.hockey import BasicOpponent
@@ -316,6 +317,8 @@ def build_run(config: Config, device: torch.device) -> Run:
     obs_dim = envs[0].observation_space.shape[0]
     action_dim = envs[0].action_space.shape[0]
     agent = Agent(obs_dim, action_dim, config).to(device)
+    if c.compile:
+        compile_agent(agent)
     replay = _allocate_replay(obs_dim, action_dim, config)
     collector = Collector(envs, c.seed)
     return Run(config, agent, replay, collector, pools, agent.initial_carry(len(envs)))

@@ -22,13 +22,15 @@ from naturaldreamer.rssm import RSSM, State
 class Batch:
     """Sequences sampled from replay, all (batch, time, ...). At index t: the observation,
     the action taken after seeing it, the reward received on arriving in it, whether it starts
-    an episode, and whether it is terminal (the game ended there; a time-out is not)."""
+    an episode, whether it is terminal (the game ended there; a time-out is not), and whether
+    it is the last of its episode (terminal or time-out; only the replay value loss reads it)."""
 
     obs: torch.Tensor
     action: torch.Tensor
     reward: torch.Tensor
     is_first: torch.Tensor
     is_terminal: torch.Tensor
+    is_last: torch.Tensor | None = None
 
 
 def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
@@ -91,16 +93,20 @@ class WorldModel(nn.Module):
                    "world/prior_entropy": _categorical_entropy(prior.logits).mean()}
         return total, metrics, posterior
 
+    def step(self) -> dict:
+        """Clip the gradients `backward` left (AGC) and take one LaProp step."""
+        grad_norm = clip_by_agc(self.parameters(), self.config.agc)
+        self.optimizer.step()
+        return {"world/grad_norm": grad_norm}
+
     def update(self, batch: Batch) -> tuple[dict, State]:
-        """One gradient step; returns metrics (floats) and detached posterior states."""
+        """One gradient step of the world model alone: loss, zero_grad, backward, clip, step.
+        Returns metrics (0-d tensors) and the detached posterior states."""
         loss, metrics, posterior = self.loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        metrics["world/grad_norm"] = clip_by_agc(self.parameters(), self.config.agc)
-        self.optimizer.step()
-        detached = State(posterior.deter.detach(), posterior.stoch.detach(),
-                         posterior.logits.detach())
-        return {k: float(v.detach()) for k, v in metrics.items()}, detached
+        metrics.update(self.step())
+        return {k: v.detach() for k, v in metrics.items()}, posterior.detach()
 
 
 def _categorical_entropy(logits: torch.Tensor) -> torch.Tensor:

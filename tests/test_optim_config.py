@@ -41,6 +41,73 @@ def test_agc_clips_relative_to_parameter_norm():
     assert abs(float(zero.grad.norm()) - 3e-4) < 1e-9
 
 
+def per_tensor_agc(params, clip, floor=1e-3):
+    """The clipping one tensor at a time, as a plain loop (the reference for the foreach one)."""
+    norms = []
+    for param in params:
+        grad_norm = param.grad.norm()
+        norms.append(grad_norm)
+        limit = clip * torch.clamp(param.detach().norm(), min=floor)
+        param.grad.mul_(torch.clamp(limit / (grad_norm + 1e-12), max=1.0))
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
+def per_tensor_laprop_step(params, states, lr, beta1, beta2, eps, warmup):
+    """One LaProp step one tensor at a time, with integer step counts (the reference)."""
+    for param, state in zip(params, states):
+        state["step"] += 1
+        k = state["step"]
+        state["rms"].mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
+        rms = (state["rms"] / (1 - beta2 ** k)).sqrt_().add_(eps)
+        state["momentum"].mul_(beta1).add_(param.grad / rms, alpha=1 - beta1)
+        with torch.no_grad():
+            param.add_(state["momentum"], alpha=-lr * min(1.0, k / warmup) / (1 - beta1 ** k))
+
+
+def test_multi_tensor_agc_and_laprop_match_the_per_tensor_loops():
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(7, 5), (5,), (3, 4, 2), (1,)]
+    ours = [torch.nn.Parameter(torch.randn(s, generator=generator, dtype=torch.float64))
+            for s in shapes]
+    with torch.no_grad():
+        ours[-1].zero_()  # ‖p‖ = 0: the floor decides the limit
+    reference = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    optimizer = LaProp(ours, lr=0.01, warmup=3)
+    states = [{"step": 0, "rms": torch.zeros_like(p), "momentum": torch.zeros_like(p)}
+              for p in reference]
+    for _ in range(6):
+        for a, b in zip(ours, reference):
+            # Large random gradients, so that AGC clips some tensors and not others.
+            g = torch.randn(a.shape, generator=generator, dtype=torch.float64) * 3.0
+            a.grad, b.grad = g.clone(), g.clone()
+        norm = clip_by_agc(ours, 0.3)
+        expected = per_tensor_agc(reference, 0.3)
+        torch.testing.assert_close(norm, expected, rtol=1e-12, atol=0)
+        for a, b in zip(ours, reference):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=0)
+        optimizer.step()
+        per_tensor_laprop_step(reference, states, 0.01, 0.9, 0.999, 1e-20, 3)
+        for a, b in zip(ours, reference):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+    clipped = [float(torch.linalg.vector_norm(g)) for g in (p.grad for p in ours)]
+    assert any(c < 3.0 for c in clipped)  # the test did exercise clipping
+
+
+def test_laprop_resumes_from_integer_step_counts():
+    param = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    optimizer = LaProp([param], lr=0.1, warmup=0)
+    optimizer.state[param] = {"step": 4, "rms": torch.full((3,), 0.5, dtype=torch.float64),
+                              "momentum": torch.full((3,), 0.1, dtype=torch.float64)}
+    reference = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    state = {"step": 4, "rms": torch.full((3,), 0.5, dtype=torch.float64),
+             "momentum": torch.full((3,), 0.1, dtype=torch.float64)}
+    param.grad = reference.grad = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    optimizer.step()
+    per_tensor_laprop_step([reference], [state], 0.1, 0.9, 0.999, 1e-20, 1)
+    torch.testing.assert_close(param, reference, rtol=1e-12, atol=0)
+    assert float(optimizer.state[param]["step"]) == 5
+
+
 def test_defaults_are_the_official_values():
     config = Config()
     assert config.behavior.entropy_scale == 3e-4
