@@ -214,7 +214,7 @@ def _index_state(state: State, index) -> State:
     return State(state.deter[index], state.stoch[index], state.logits[index])
 
 
-def dream(agent: Agent, recording: Recording, start: int, horizon: int,
+def dream(agent: Agent, recording: Recording, start: int | np.ndarray, horizon: int,
           chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Open-loop predictions from each start index (S,) with the real actions: decoded
     observations (S, horizon, O) and rewards (S, horizon) for steps start + 1 … start + horizon.
