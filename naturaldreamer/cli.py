@@ -105,6 +105,15 @@ def _play(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from naturaldreamer.sweep import sweep
+
+    print(sweep(args.config, args.seeds, args.grid, args.out, args.address, args.cpus_per_trial,
+                args.gpus_per_trial, args.num_cpus, metric=args.metric))
+    print(f"summary.csv and learning_curves.png are in {args.out}/")
+    return 0
+
+
 def _probe(args: argparse.Namespace) -> int:
     import torch
 
@@ -170,6 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     probe.add_argument("--device", default="cpu")
     probe.set_defaults(run=_probe)
+
+    sweep = commands.add_parser("sweep", help="train a grid of settings × seeds on Ray Tune")
+    sweep.add_argument("--config", default="configs/pendulum.yaml",
+                       help="YAML config every trial starts from (default: configs/pendulum.yaml)")
+    sweep.add_argument("--seeds", type=int, required=True,
+                       help="seeds per setting: train.seed, train.seed + 1, ...")
+    sweep.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                       help="values to try for one config key (repeatable: all combinations)")
+    sweep.add_argument("--out", required=True,
+                       help="sweep directory: one run directory per trial, and the summary")
+    sweep.add_argument("--address", help="join the Ray cluster at this address ('auto': the "
+                                         "one `ray start --head` started); default: local")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1)
+    sweep.add_argument("--gpus-per-trial", type=float, default=0)
+    sweep.add_argument("--num-cpus", type=int,
+                       help="CPUs of the local Ray instance (default: all cores)")
+    sweep.add_argument("--metric", default="eval/return",
+                       help="metrics.csv column to summarise (default: eval/return)")
+    sweep.set_defaults(run=_sweep)
     return parser
 
 
