@@ -150,12 +150,13 @@ def trial_state(trial: Trial) -> str:
 
 
 def _check_same_config(trial: Trial) -> None:
-    saved = yaml.safe_load((trial.run_dir / "config.yaml").read_text())
+    # Through from_dict, as `train --resume` reads it: keys added since get their defaults.
+    saved = to_dict(from_dict(yaml.safe_load((trial.run_dir / "config.yaml").read_text())))
     wanted = to_dict(trial.config)
     for key in RUN_ONLY_KEYS:  # how long and where to run may change, as for `train --resume`
         saved["train"][key] = wanted["train"][key]
     differing = [f"{section}.{key}" for section in wanted for key in wanted[section]
-                 if saved.get(section, {}).get(key) != wanted[section][key]]
+                 if saved[section][key] != wanted[section][key]]
     if differing:
         raise ConfigError(f"{trial.run_dir} holds a run with a different config "
                           f"({', '.join(differing)} differ); use another --out, or delete "
