@@ -169,3 +169,23 @@ def test_a_run_directory_with_another_config_is_refused(tiny_config, tmp_path):
     other.run_dir = trial.run_dir
     with pytest.raises(ConfigError, match="behavior.horizon"):
         trial_state(other)
+
+
+def test_failed_trials_are_named_after_the_summary_of_the_rest_is_written(tiny_config, tmp_path,
+                                                                          monkeypatch):
+    out = tmp_path / "sweep"
+    first, second = plan_sweep(tiny_config, 2, {}, out)
+    first.config.train.steps = 100
+    run_trial(first)  # finished for a 100-step sweep; the other trial "fails" on Ray
+    monkeypatch.setattr("naturaldreamer.sweep.run_sweep", lambda trials, *args, **kwargs: (
+        [t for t in trials if trial_state(t) != "finished"], [f"{second.run_dir}: boom"]))
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "steps": 100}}))
+    with pytest.raises(RuntimeError) as error:
+        sweep(config, 2, [], out)
+    message = str(error.value)
+    assert message.startswith("1 of 1 trials failed") and f"{second.run_dir}: boom" in message
+    assert "run the same command again" in message
+    with open(out / "summary.csv", newline="") as file:
+        (row,) = csv.DictReader(file)
+    assert row["seeds"] == "1"  # the finished seed only
