@@ -179,7 +179,7 @@ def _ray_trial(params: dict) -> None:
     trial = Trial(spec["setting"], spec["seed"], Path(spec["run_dir"]),
                   from_dict(spec["config"]))
     run_trial(trial)
-    steps, values = metric_series(read_metrics(trial.run_dir / "metrics.csv"), spec["metric"])
+    _, values = metric_series(read_metrics(trial.run_dir / "metrics.csv"), spec["metric"])
     tune.report({"final": float(values[-1]) if len(values) else float("nan"),
                  "env_steps": checkpoint_steps(trial.run_dir)})
 
