@@ -39,7 +39,7 @@ from naturaldreamer.files import atomic_write, atomic_write_text
 from naturaldreamer.replay import Replay
 from naturaldreamer.rssm import State
 
-RUN_ONLY_KEYS = ("steps", "device", "threads")
+RUN_ONLY_KEYS = ("steps", "device", "threads", "compile")
 RUN_FILES = ("config.yaml", "metrics.csv", "metrics.png", "checkpoint.pt", "policy.pt")
 CHECKPOINT_FORMAT = "naturaldreamer-checkpoint-2"
 PLOTTED = ("episode/return", "eval/return", "eval/win_rate_weak", "eval/win_rate_strong",
