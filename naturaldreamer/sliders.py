@@ -62,18 +62,22 @@ def static_mode() -> bool:
 def slider_grid(slider: Slider, frames: int) -> tuple[list[float], int]:
     """About `frames` values of `slider` to draw in advance, and the index of its default.
 
-    The values are every k-th step of the slider (k as small as `frames` allows), plus both
-    ends and the default (its current value) where those fall between. A FloatLogSlider is
-    stepped in its exponent.
+    The values are every k-th step of the slider, with k = 1, 2, 5, 10, 20, ... as small as
+    `frames` allows, placed on multiples of k steps (so that the values are round numbers),
+    plus both ends and the default (its current value) where those fall between. A
+    FloatLogSlider is stepped in its exponent.
     """
     if frames < 2:
         raise ValueError(f"frames must be at least 2 to draw both ends of a slider, got {frames}")
     log_base = slider.base if isinstance(slider, widgets.FloatLogSlider) else None
     position = math.log(slider.value, log_base) if log_base else slider.value
     steps = round((slider.max - slider.min) / slider.step)
-    stride = max(1, math.ceil(steps / (frames - 1)))
+    # the smallest stride of 1, 2 or 5 times a power of ten steps that keeps within `frames`
+    stride = next(m * 10 ** k for k in range(9) for m in (1, 2, 5)
+                  if m * 10 ** k * (frames - 1) >= steps)
     default_step = round((position - slider.min) / slider.step)
-    chosen = sorted({*range(0, steps + 1, stride), steps, default_step})
+    first = -round(slider.min / slider.step) % stride  # multiples of the stride, not of min
+    chosen = sorted({0, *range(first, steps + 1, stride), steps, default_step})
     positions = [slider.min + step * slider.step for step in chosen]
     if log_base:
         values = [float(log_base ** p) for p in positions]
@@ -89,7 +93,7 @@ def slider_grid(slider: Slider, frames: int) -> tuple[list[float], int]:
 def _png(figure: Figure, dpi: int, colors: int = 64) -> str:
     """The figure as a base64 PNG, then closed so that the notebook does not show it again.
 
-    A palette of `colors` colours (line plots use few) makes each frame about 4x smaller.
+    A palette of `colors` colours (plots use few) makes each frame about 4x smaller.
     """
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")

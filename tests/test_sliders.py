@@ -45,7 +45,17 @@ def test_slider_grid_covers_the_range_on_steps(slider, frames):
         slider.base ** slider.max if isinstance(slider, widgets.FloatLogSlider) else slider.max)
     assert len(values) <= frames + 2                            # ends and default may add two
     n_steps = round((slider.max - slider.min) / slider.step)
-    assert len(values) >= min(frames, n_steps + 1) - 1          # and it does use the budget
+    # strides are 1, 2, 5, 10, ... steps: never more than 2.5 times the budget's stride
+    assert len(values) >= min(frames, n_steps + 1) / 2.5
+    # between the ends, the values are the multiples of one such stride (round numbers)
+    absolute = np.round(steps + slider.min / slider.step).astype(int)  # steps from zero
+    inner = np.delete(absolute, [0, len(absolute) - 1])
+    stride = min(s for s in (1, 2, 5, 10, 20, 50, 100) if s * (frames - 1) >= n_steps)
+    on_grid = inner[inner % stride == 0]
+    assert len(inner) - len(on_grid) <= 1                       # at most the default is off
+    if len(on_grid):
+        assert list(on_grid) == list(range(on_grid[0], on_grid[-1] + 1, stride))
+        assert on_grid[0] - absolute[0] <= stride and absolute[-1] - on_grid[-1] <= stride
 
 
 def test_slider_grid_needs_two_frames():
