@@ -17,7 +17,6 @@ import io
 import json
 import math
 import os
-import uuid
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -111,7 +110,7 @@ def _label(slider: Slider, value: float) -> str:
 
 def static_html(draw: Callable[..., Figure], sliders: dict[str, Slider], frames: int = 21,
                 dpi: int = 100) -> str:
-    """A self-contained HTML slider group: the figure drawn at up to `frames` values of each
+    """A self-contained HTML slider group: the figure drawn at about `frames` values of each
     slider (the others at their defaults), range inputs and the script that switches frames."""
     defaults = {name: slider.value for name, slider in sliders.items()}
     images: list[str] = [_png(draw(**defaults), dpi)]
@@ -129,7 +128,6 @@ def static_html(draw: Callable[..., Figure], sliders: dict[str, Slider], frames:
         label_table.append([_label(slider, value) for value in values])
         default_indices.append(default_index)
 
-    group = f"nd-sliders-{uuid.uuid4().hex[:12]}"
     controls = []
     for k, (name, slider) in enumerate(sliders.items()):
         description = html.escape(slider.description or name)
@@ -147,7 +145,7 @@ def static_html(draw: Callable[..., Figure], sliders: dict[str, Slider], frames:
             "values shown first; in a running notebook they combine.</p>"
             if len(sliders) > 1 else "")
     data = json.dumps({"frames": frame_table, "labels": label_table, "defaults": default_indices})
-    return (f'<div class="nd-sliders" id="{group}">'
+    return (f'<div class="nd-sliders">'
             f'<div class="nd-slider-controls">{"".join(controls)}</div>'
             f'{"".join(pictures)}{note}'
             f'<script type="application/json" class="nd-sliders-data">{data}</script>'

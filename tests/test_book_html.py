@@ -106,7 +106,10 @@ def browser():
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         unavailable("chromium and chromedriver are not installed "
                     "(apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        unavailable("selenium is not installed (pip install -r requirements.txt)")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     profile = tempfile.mkdtemp(prefix="nd-chromium-")
@@ -144,11 +147,11 @@ def move_every_slider(driver) -> list[str]:
     from selenium.webdriver.common.keys import Keys
 
     failures = []
-    for group in driver.find_elements(By.CSS_SELECTOR, "div.nd-sliders"):
+    for number, group in enumerate(driver.find_elements(By.CSS_SELECTOR, "div.nd-sliders")):
         inputs = group.find_elements(By.CSS_SELECTOR, "input.nd-slider")
         labels = group.find_elements(By.CSS_SELECTOR, "output.nd-slider-value")
         if not inputs:
-            failures.append(f"{group.get_attribute('id')}: no slider")
+            failures.append(f"slider group {number}: no slider")
         for slider, label in zip(inputs, labels):
             name = slider.get_attribute("aria-label")
             before = driver.execute_script(VISIBLE_FRAME_JS, group)
@@ -169,6 +172,8 @@ def move_every_slider(driver) -> list[str]:
 @pytest.fixture(scope="module")
 def book_report(browser):
     """Load every page of the built book once and collect what each check needs."""
+    from selenium.webdriver.common.by import By
+
     if not (BOOK / "index.html").exists():
         unavailable(f"no built book in {BOOK}: run `jupyter-book build .` first")
     server = serve(BOOK)
@@ -182,7 +187,6 @@ def book_report(browser):
         console_errors(browser)  # drop anything logged before the first page
         for page in pages:
             load(browser, base + page)
-            from selenium.webdriver.common.by import By
             report[page] = {
                 "text": browser.execute_script(TEXT_JS),
                 "overflow": browser.execute_script(OVERFLOW_JS),

@@ -97,12 +97,12 @@ def test_static_html_shows_the_figure_drawn_at_each_value():
 
 def test_interactive_figure_static_only_while_the_book_builds(monkeypatch):
     red = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.5)
+    blue = widgets.IntSlider(value=2, max=4)
     monkeypatch.setenv(sliders.STATIC_ENV, "1")
-    page = sliders.interactive_figure(colour_figure, red=red, blue=widgets.IntSlider(value=2, max=4))
+    page = sliders.interactive_figure(colour_figure, red=red, blue=blue)
     assert "<script>" in page.data and "nd-slider-frame" in page.data
     monkeypatch.delenv(sliders.STATIC_ENV)
-    live = sliders.interactive_figure(colour_figure, red=red, blue=widgets.IntSlider(value=2, max=4))
-    assert isinstance(live, widgets.VBox)
+    assert isinstance(sliders.interactive_figure(colour_figure, red=red, blue=blue), widgets.VBox)
 
 
 def test_live_widget_redraws_with_the_moved_value(monkeypatch):
