@@ -238,10 +238,10 @@ class Behavior(nn.Module):
         """
         c = self.config
         logits = self.critic.net(feat)
-        boot = self.critic.decode(logits.detach()).flatten()
         if losses.starts is None:
             boot = losses.start_returns
         else:
+            boot = self.critic.decode(logits.detach()).flatten()
             boot = boot.index_copy(0, losses.starts, losses.start_returns)
         returns = replay_returns(reward, boot.reshape(reward.shape), is_last, is_terminal,
                                  c.discount, c.lam)

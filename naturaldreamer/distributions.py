@@ -26,6 +26,12 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(torch.abs(x))
 
 
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """bfloat16 → float32, wider types unchanged. With `train.precision: bfloat16` the networks'
+    matrix products run in bfloat16; every distribution's maths stays in float32 or wider."""
+    return x.float() if x.dtype == torch.bfloat16 else x
+
+
 def symlog_bins(n: int = 255, low: float = -20.0, high: float = 20.0) -> torch.Tensor:
     """`n` bin positions spaced evenly in symlog space, from `low` to `high`: shape (n,).
 
@@ -66,7 +72,7 @@ def twohot_decode(logits: torch.Tensor, bins: torch.Tensor,
     the bins; a caller that knows (the two-hot heads) says so, which keeps the check, a
     data-dependent branch, out of a compiled training step.
     """
-    probs = torch.softmax(logits, dim=-1)
+    probs = torch.softmax(upcast(logits), dim=-1)
     half = len(bins) // 2
     if symmetric is None:
         symmetric = bool(torch.equal(bins[-half:], -bins[:half].flip(0)))
@@ -80,7 +86,7 @@ def twohot_loss(logits: torch.Tensor, target: torch.Tensor, bins: torch.Tensor) 
 
     Shapes: logits (..., n_bins), target (...) → loss (...).
     """
-    return -(twohot_encode(target, bins) * F.log_softmax(logits, dim=-1)).sum(-1)
+    return -(twohot_encode(target, bins) * F.log_softmax(upcast(logits), dim=-1)).sum(-1)
 
 
 def gaussian_entropy(std: torch.Tensor) -> torch.Tensor:
@@ -116,8 +122,8 @@ class TanhNormal:
 
     def __init__(self, mean: torch.Tensor, raw_std: torch.Tensor,
                  log_std_min: float = -2.0, log_std_max: float = 2.0):
-        self.mean = mean
-        self.log_std = log_std_min + (log_std_max - log_std_min) * torch.sigmoid(raw_std)
+        self.mean = upcast(mean)
+        self.log_std = log_std_min + (log_std_max - log_std_min) * torch.sigmoid(upcast(raw_std))
         self.std = torch.exp(self.log_std)
 
     def sample(self, reparameterize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,8 +171,8 @@ class BoundedNormal:
 
     def __init__(self, raw_mean: torch.Tensor, raw_std: torch.Tensor,
                  min_std: float = 0.1, max_std: float = 1.0):
-        self.mean = torch.tanh(raw_mean)
-        self.std = (max_std - min_std) * torch.sigmoid(raw_std + 2.0) + min_std
+        self.mean = torch.tanh(upcast(raw_mean))
+        self.std = (max_std - min_std) * torch.sigmoid(upcast(raw_std) + 2.0) + min_std
 
     def sample(self, reparameterize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (x, a): the Gaussian sample and the action a = clip(x, −1, 1) sent to the env.

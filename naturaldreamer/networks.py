@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from naturaldreamer.distributions import (symexp, symlog, symlog_bins, twohot_decode,
-                                          twohot_loss)
+                                          twohot_loss, upcast)
 
 # The standard deviation of a unit normal truncated to ±2σ is 0.8796; dividing by it (×1.1368)
 # restores unit variance, as the official agent's `trunc_normal_in` does.
@@ -65,11 +65,11 @@ class Decoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """Reconstruction in observation units: symexp of the prediction."""
-        return symexp(self.net(feat))
+        return symexp(upcast(self.net(feat)))
 
     def loss(self, feat: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Symlog squared error, summed over observation dims: (batch, time)."""
-        return ((self.net(feat) - symlog(obs)) ** 2).sum(-1)
+        return ((upcast(self.net(feat)) - symlog(obs)) ** 2).sum(-1)
 
 
 class TwoHotHead(nn.Module):
@@ -108,9 +108,9 @@ class ContinueHead(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """Probability of continuing, shape feat.shape[:-1]."""
-        return torch.sigmoid(self.net(feat).squeeze(-1))
+        return torch.sigmoid(upcast(self.net(feat)).squeeze(-1))
 
     def loss(self, feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy against the 0/1 target."""
-        logits = self.net(feat).squeeze(-1)
+        logits = upcast(self.net(feat)).squeeze(-1)
         return nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")

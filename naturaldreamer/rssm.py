@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from naturaldreamer.distributions import upcast
 from naturaldreamer.networks import init_linear, mlp, trunc_normal_fan_in_
 
 
@@ -174,7 +175,7 @@ class RSSM(nn.Module):
         return State(deter, stoch, logits)
 
     def _logits(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        raw = net(x).reshape(*x.shape[:-1], self.stoch_dim, self.classes)
+        raw = upcast(net(x)).reshape(*x.shape[:-1], self.stoch_dim, self.classes)
         return unimix_logits(raw, self.unimix)
 
     def _latent(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

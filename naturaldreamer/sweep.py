@@ -96,8 +96,9 @@ def plan_sweep(config_path: str | Path, seeds: int, grid: dict[str, list], out: 
     """Every trial of the sweep, each setting's config built and validated before anything
     runs, so an unknown key or a bad value is one error that names it.
 
-    Seed k of a setting trains with `train.seed + k`. A trial without a GPU runs on the CPU
-    with as many torch threads as CPUs it was given, unless the config sets them.
+    Seed k of a setting trains with `train.seed + k`. A trial without a GPU runs on the CPU,
+    with `train.threads` torch threads (one by default); `threads: 0` gives it as many as the
+    CPUs it was given.
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
