@@ -9,8 +9,8 @@ read what runs.
 
 Compiling takes minutes on a CPU the first time. PyTorch caches the compiled kernels on disk
 (in `/tmp/torchinductor_<user>`, or wherever `TORCHINDUCTOR_CACHE_DIR` points), so a resumed
-run, or a second run of the same config on the same machine, compiles much faster. If compiling fails (no C++ compiler, an unsupported operation), training
-warns once and goes on eagerly.
+run, or a second run of the same config on the same machine, compiles much faster. If compiling
+fails (no C++ compiler, an unsupported operation), training warns once and goes on eagerly.
 
 On a GPU the compiled step also runs as a CUDA graph (`mode="reduce-overhead"`): the whole
 update is launched at once instead of kernel by kernel.

@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import HTML
 from matplotlib.figure import Figure
 from PIL import Image
