@@ -26,10 +26,10 @@ def _run_directory(args: argparse.Namespace) -> tuple[Path, Path]:
 
     if args.resume:
         out = Path(args.resume)
-        if args.config or args.out:
+        if args.config or args.out or args.init:
             raise ValueError(f"--resume continues the run in {out} with its own config.yaml "
-                             f"and directory; drop --config and --out (only --steps and "
-                             f"--device may change)")
+                             f"and directory; drop --config and --out (and --init; only --steps "
+                             f"and --device may change)")
         if out.is_file():
             raise ValueError(f"--resume takes a run directory, not a file: use --resume "
                              f"{out.parent}")
@@ -58,6 +58,8 @@ def _train(args: argparse.Namespace) -> int:
         overrides["train.steps"] = args.steps
     if args.device is not None:
         overrides["train.device"] = args.device
+    if args.init is not None:
+        overrides["train.init"] = args.init
     config = load_config(config_path, overrides)
     try:
         train(config, out, resume=bool(args.resume))
@@ -142,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="environment steps (overrides train.steps)")
     train.add_argument("--device", help="cpu, cuda, cuda:1, or auto (default: from config)")
     train.add_argument("--out", help="run directory (default: runs/CONFIG_NAME)")
+    train.add_argument("--init", metavar="AGENT_FILE",
+                       help="start from the networks of this policy or checkpoint file (fresh "
+                            "optimisers and replay), e.g. agents/hockey.pt")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue the run in RUN_DIR exactly, from its checkpoint and config")
     train.add_argument("--force", action="store_true",

@@ -188,6 +188,9 @@ class TrainConfig:
     # evaluation, with deterministic actions as `python -m naturaldreamer probe`;
     # its numbers are the probe/ columns of metrics.csv. 0 switches it off.
     probe_games: int = 4
+    # Warm start: a policy or checkpoint file whose networks a fresh run starts from (its
+    # optimisers and replay start empty); "" starts from a fresh initialisation.
+    init: str = ""
     log_every: int = 1_000
     checkpoint_every: int = 10_000
 

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from naturaldreamer.agent import POLICY_FORMAT, Agent, Carry, Policy, save_policy, select_device
+from naturaldreamer.agent import (POLICY_FORMAT, Agent, Carry, Policy, load_agent, save_policy,
+                                  select_device)
 from naturaldreamer.compiled import compile_agent
 from naturaldreamer.config import Config, EnvConfig, from_dict, save_config, to_dict
 from naturaldreamer.envs import make_env
@@ -317,11 +318,30 @@ def build_run(config: Config, device: torch.device) -> Run:
     obs_dim = envs[0].observation_space.shape[0]
     action_dim = envs[0].action_space.shape[0]
     agent = Agent(obs_dim, action_dim, config).to(device)
+    if c.init:
+        warm_start(agent, c.init)
     if c.compile:
         compile_agent(agent)
     replay = _allocate_replay(obs_dim, action_dim, config)
     collector = Collector(envs, c.seed)
     return Run(config, agent, replay, collector, pools, agent.initial_carry(len(envs)))
+
+
+def warm_start(agent: Agent, path: str | Path) -> None:
+    """Load the networks (and return normaliser) of the agent in `path` into `agent`, whose
+    optimisers stay fresh: `train.init`, e.g. to fine-tune the shipped agents/hockey.pt."""
+    source = load_agent(path)
+    if (source.obs_dim, source.action_dim) != (agent.obs_dim, agent.action_dim):
+        raise ValueError(f"train.init: {path} has {source.obs_dim} observations and "
+                         f"{source.action_dim} actions, this environment {agent.obs_dim} and "
+                         f"{agent.action_dim}; warm-start from an agent of the same task")
+    try:
+        agent.load_state_dict(source.state_dict())
+    except RuntimeError as error:
+        raise ValueError(f"train.init: the networks in {path} have other sizes than this "
+                         f"config's ({str(error).splitlines()[-1].strip()[:160]}); use the "
+                         f"world_model and behavior sizes it was trained with") from error
+    tqdm.write(f"starting from the networks of {path} (fresh optimisers and replay)")
 
 
 def _allocate_replay(obs_dim: int, action_dim: int, config: Config) -> Replay:

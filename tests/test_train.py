@@ -141,3 +141,27 @@ def test_tiny_training_run_writes_its_outputs_and_resumes(tmp_path):
                                    "checkpoint_every": 40}})
     with pytest.raises(ValueError, match="different config"):
         train(changed, tmp_path, resume=True, progress=False)
+
+
+def test_warm_start_loads_the_networks_and_refuses_other_sizes(tmp_path):
+    def tiny(**train_keys):
+        return from_dict({**TINY, "env": {"name": "Pendulum-v1", "num_envs": 2},
+                          "train": {"steps": 40, "train_ratio": 8, "train_start": 20,
+                                    "threads": 1, "eval_every": 40, "eval_episodes": 1,
+                                    "log_every": 20, "checkpoint_every": 40, **train_keys}})
+
+    train(tiny(), tmp_path / "first", progress=False)
+    source = load_policy(tmp_path / "first" / "policy.pt").agent
+    # train_start beyond the run's steps: no update happens, so the weights are the loaded ones.
+    warm = train(tiny(init=str(tmp_path / "first" / "policy.pt"), steps=10, train_start=20),
+                 tmp_path / "second", progress=False)
+    for (name, expected), got in zip(source.state_dict().items(), warm.state_dict().values()):
+        torch.testing.assert_close(got, expected, msg=name)
+    assert "init: " + str(tmp_path / "first" / "policy.pt") in (
+        tmp_path / "second" / "config.yaml").read_text()
+    other = from_dict({**TINY, "world_model": {**TINY["world_model"], "deter": 16},
+                       "env": {"name": "Pendulum-v1", "num_envs": 2},
+                       "train": {"steps": 10, "threads": 1,
+                                 "init": str(tmp_path / "first" / "policy.pt")}})
+    with pytest.raises(ValueError, match="train.init: the networks in .* other sizes"):
+        train(other, tmp_path / "third", progress=False)
