@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from naturaldreamer.agent import Agent
+from naturaldreamer.agent import Agent, Carry
 from naturaldreamer.config import Config
 from naturaldreamer.replay import smooth_rewards
 from naturaldreamer.rssm import State
@@ -254,13 +254,41 @@ def probe(agent: Agent, config: Config, games: int = 20, seed: int = 10_000,
         episodes = [episode for opponent in OPPONENTS
                     for episode in record_games(agent, config, opponent, games, seed, explore)]
         recording = _flatten(episodes, agent.device)
-        result = _measure(agent, config, recording, games, explore)
+        result = measure(agent, config, recording, games, explore)
     result.recording = recording if keep_recording else None
     return result
 
 
-def _measure(agent: Agent, config: Config, recording: Recording, games: int,
-             explore: bool) -> ProbeResult:
+@torch.no_grad()
+def observe_recording(agent: Agent, recording: Recording) -> Recording:
+    """The same games seen by another agent's world model: its own posterior at every step,
+    computed from the recorded observations and actions as `Agent.act` computes them with
+    explore=False (the most likely latent). All episodes step together, padded to the longest.
+    """
+    r, device = recording, agent.device
+    episodes = np.unique(r.episode)
+    longest = int(r.length.max())
+    rows = np.searchsorted(episodes, r.episode)  # each step's episode, 0 … E − 1
+    obs = np.zeros((len(episodes), longest, r.obs.shape[1]), np.float32)
+    actions = np.zeros((len(episodes), longest, r.action.shape[1]), np.float32)
+    obs[rows, r.position], actions[rows, r.position] = r.obs, r.action
+    carry = agent.initial_carry(len(episodes))
+    states = []
+    for t in range(longest):
+        _, carry = agent.act(obs[:, t], np.full(len(episodes), t == 0), carry, explore=False)
+        carry = Carry(carry.state, torch.as_tensor(actions[:, t], device=device))
+        states.append(carry.state)
+    index = (torch.as_tensor(rows, device=device), torch.as_tensor(r.position, device=device))
+    state = State(*(torch.stack([getattr(s, name) for s in states], 1)[index]
+                    for name in ("deter", "stoch", "logits")))
+    return Recording(r.obs, r.action, r.reward, r.episode, r.position, r.length,
+                     r.is_terminal, state)
+
+
+@torch.no_grad()
+def measure(agent: Agent, config: Config, recording: Recording, games: int,
+            explore: bool) -> ProbeResult:
+    """The probe's numbers for `recording` (whose states are this agent's posteriors)."""
     wm, r = agent.world_model, recording
     feat = r.state.feat()
     reconstruction = group_errors(wm.decoder(feat).cpu().numpy().astype(np.float64), r.obs)

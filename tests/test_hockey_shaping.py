@@ -17,10 +17,11 @@ def test_potential_by_hand():
     assert OPPONENT_GOAL.tolist() == [4.25, 0.0]
 
 
-def test_discounted_shaping_telescopes_to_potential_difference():
+def test_discounted_shaping_telescopes_to_minus_the_first_potential_at_a_goal():
     env = make_env("hockey", opponent="strong", potential=0.1)
     rng = np.random.default_rng(0)
-    for seed in range(3):
+    ends = {"terminated": 0, "truncated": 0}
+    for seed in range(12):
         obs, _ = env.reset(seed=seed)
         first = potential(obs, 0.1)
         total, discount, done = 0.0, 1.0, False
@@ -29,8 +30,32 @@ def test_discounted_shaping_telescopes_to_potential_difference():
             total += discount * (reward - info["sparse_reward"])
             discount *= 0.997
             done = terminated or truncated
-        # Σ γ^t (γ Φ(s_{t+1}) − Φ(s_t)) = γ^T Φ(s_T) − Φ(s_0)
-        assert abs(total - (discount * potential(obs, 0.1) - first)) < 1e-5
+        # Σ γ^t (γ Φ(s_{t+1}) − Φ(s_t)) = γ^T Φ(s_T) − Φ(s_0), with Φ(s_T) = 0 after a goal
+        if terminated:
+            ends["terminated"] += 1
+            assert abs(total + first) < 1e-5
+            assert abs(info["sparse_reward"]) == 10.0
+        else:
+            ends["truncated"] += 1
+            assert abs(total - (discount * potential(obs, 0.1) - first)) < 1e-5
+            assert abs(discount * potential(obs, 0.1)) > 1e-3  # a time-out keeps its Φ
+    assert min(ends.values()) >= 2, ends  # both kinds of ending were checked
+
+
+def test_the_terminal_step_pays_back_the_last_potential():
+    # On the step into a goal F = γ·0 − Φ(s_{T−1}): the potential collected so far is undone.
+    env = make_env("hockey", opponent="strong", potential=0.1, mode="train_defense")
+    rng = np.random.default_rng(1)
+    for seed in range(40):
+        obs, _ = env.reset(seed=seed)
+        terminated = truncated = False
+        while not (terminated or truncated):
+            before = potential(obs, 0.1)
+            obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 4))
+        if terminated:
+            assert abs(reward - info["sparse_reward"] + before) < 1e-6
+            return
+    raise AssertionError("no goal in 40 defence drills")
 
 
 def test_no_shaping_by_default():

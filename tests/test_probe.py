@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from naturaldreamer.agent import Agent
+from naturaldreamer.agent import Agent, Carry
 from naturaldreamer.cli import build_parser, main
 from naturaldreamer.config import from_dict
-from naturaldreamer.probe import (GOAL_WINDOWS, GROUPS, HORIZONS, Recording, _measure,
+from naturaldreamer.probe import (GOAL_WINDOWS, GROUPS, HORIZONS, Recording, measure,
+                                  observe_recording,
                                   continue_shares, discounted_returns, dream, format_table,
                                   group_errors, probe, probe_metrics, window_sums)
 from naturaldreamer.rssm import State
@@ -145,7 +146,7 @@ def test_measure_on_a_hand_built_world():
     p_continue[3] = 0.2  # one ordinary step looks terminal
     agent = _fake_world(values, p_continue)
     config = from_dict(TINY)
-    result = _measure(agent, config, recording, games=1, explore=False)
+    result = measure(agent, config, recording, games=1, explore=False)
 
     # The decoder is the identity and the dynamics are the real ones: no error at all.
     assert all(error < 1e-9 for error in result.reconstruction.values())
@@ -233,6 +234,30 @@ def test_probe_plays_real_games_and_records_the_agents_states(one_thread):
     with pytest.raises(ValueError, match="hockey"):
         other = from_dict({**TINY, "env": {"name": "Pendulum-v1"}})
         probe(Agent(3, 1, other), other, games=1)
+
+
+def test_observe_recording_gives_the_posteriors_of_another_model(one_thread):
+    torch.manual_seed(0)
+    config = from_dict(TINY)
+    player, other = Agent(18, 4, config), Agent(18, 4, config)
+    recording = probe(player, config, games=1, seed=5, keep_recording=True).recording
+    # The player's own model reproduces what it recorded while playing.
+    again = observe_recording(player, recording)
+    for name in ("deter", "stoch", "logits"):
+        np.testing.assert_allclose(getattr(again.state, name), getattr(recording.state, name),
+                                   atol=1e-5)
+    # Another model, stepped by hand through the second game with the recorded actions.
+    seen = observe_recording(other, recording)
+    assert not torch.allclose(seen.state.deter, recording.state.deter)
+    steps = np.flatnonzero(recording.episode == 1)
+    carry = other.initial_carry(1)
+    for t in steps:
+        _, carry = other.act(recording.obs[t:t + 1].astype(np.float32),
+                             np.array([t == steps[0]]), carry, explore=False)
+        np.testing.assert_allclose(carry.state.deter[0], seen.state.deter[t], atol=1e-5)
+        np.testing.assert_allclose(carry.state.stoch[0], seen.state.stoch[t], atol=1e-5)
+        carry = Carry(carry.state, torch.as_tensor(recording.action[t:t + 1]))
+    assert seen.obs is recording.obs and len(seen.state.deter) == len(recording.obs)
 
 
 def test_probe_command_line():

@@ -1,14 +1,17 @@
 """Potential-based reward shaping for the hockey game (chapter 10).
 
 A shaping term of the form F = γ·Φ(s') − Φ(s) adds guidance without changing which policies are
-optimal (Ng, Harada and Russell, 1999): summed along an episode it telescopes to about
-Φ(last) − Φ(first), so no behaviour can farm it. The course's own closeness term is not of this
-form, and chapter 10 shows an agent learning to concede goals to escape it.
+optimal (Ng, Harada and Russell, 1999). The theorem needs Φ = 0 at the terminal state (the
+absorbing state after a goal): then the discounted sum along any episode that ends in a goal
+telescopes to exactly −Φ(s_0), whatever the agent did and whenever the goal fell, so no
+behaviour can farm it. A time-out is not a terminal state (the critic bootstraps there), so Φ
+keeps its value at the last observation of a truncated episode and the sum is γ^T·Φ(s_T) − Φ(s_0).
+The course's own closeness term is not of this form, and chapter 10 shows an agent learning to
+concede goals to escape it.
 
 Here Φ(s) = −scale · (|player − puck| + |puck − opponent's goal|), from the observation alone
 (observation frame: table centre at 0; the opponent's goal at x = +4.25, y = 0). It grows as the
-agent reaches the puck and as the puck travels towards the goal it should enter. Φ is evaluated
-at the final observation too (not set to 0 there), so ending an episode earns nothing by itself.
+agent reaches the puck and as the puck travels towards the goal it should enter.
 """
 
 import gymnasium as gym
@@ -24,7 +27,8 @@ def potential(obs: np.ndarray, scale: float) -> float:
 
 
 class PotentialShaping(gym.Wrapper):
-    """Adds γ·Φ(s') − Φ(s) to every reward; the unshaped reward stays in info["sparse_reward"].
+    """Adds γ·Φ(s') − Φ(s) to every reward, with Φ(s') = 0 when s' is terminal; the unshaped
+    reward stays in info["sparse_reward"].
 
     `scale` 0.1 keeps Φ between about −2.3 and 0 on the 10 × 8 table: under a quarter of a
     goal. `discount` must be the agent's γ (0.997, the official horizon of 333 steps) for the
@@ -43,7 +47,7 @@ class PotentialShaping(gym.Wrapper):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        now = potential(obs, self.scale)
+        now = 0.0 if terminated else potential(obs, self.scale)
         shaped = reward + self.discount * now - self._last
         self._last = now
         return obs, shaped, terminated, truncated, dict(info, sparse_reward=reward)

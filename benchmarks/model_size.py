@@ -1,0 +1,145 @@
+"""Which world model for hockey? Sizes compared on the same play at equal training time.
+
+Run: python benchmarks/model_size.py [--agent agents/hockey.pt] [--steps 300000]
+         [--base-updates 4000] [--games 40]
+
+1. The agent in --agent plays --steps env steps of training games (configs/hockey.yaml's
+   modes and opponents, sampled actions) into one replay buffer, shared by every variant.
+2. It also plays --games plain games against each scripted opponent, held out for the probe
+   (whose table for the agent itself is printed first).
+3. Each variant changes one size of configs/hockey.yaml. Its full update (world model and
+   behaviour, eager) is timed first, so that each variant trains for the same wall-clock: the
+   base trains --base-updates, a variant whose update takes r times as long trains
+   --base-updates / r. Only the world model trains here (`WorldModel.update` on replayed
+   batches): the probe's world-model numbers are what the size is chosen by.
+4. Each trained model sees the held-out games with its own posteriors
+   (`probe.observe_recording`) and the probe's table rows are printed side by side.
+Not a pass/fail test; the numbers go into configs/hockey.yaml's comments.
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from naturaldreamer.agent import Agent, load_agent
+from naturaldreamer.config import load_config
+from naturaldreamer.probe import format_table, measure, observe_recording, probe
+from naturaldreamer.replay import Replay
+from naturaldreamer.train import Collector, training_envs
+from naturaldreamer.world_model import Batch
+
+VARIANTS = {
+    "base": {},
+    "classes 16": {"world_model.classes": 16},
+    "units 128": {"world_model.units": 128, "behavior.units": 128},
+    "deter 512": {"world_model.deter": 512},
+    "batch length 64": {"replay.batch_length": 64},
+}
+
+
+def collect(agent: Agent, config, steps: int) -> Replay:
+    """`steps` env steps of the training games, played by `agent` with sampled actions."""
+    envs, _ = training_envs(config, np.random.default_rng(0))
+    replay = Replay(agent.obs_dim, agent.action_dim, len(envs), config.replay)
+    collector = Collector(envs, seed=0)
+    carry = agent.initial_carry(len(envs))
+    for _ in range(steps // len(envs)):
+        carry = collector.step(agent, carry, replay)
+    for env in envs:
+        env.close()
+    return replay
+
+
+def batch_tensors(replay: Replay, config) -> Batch:
+    data = replay.sample(config.replay.batch_size, config.replay.batch_length)
+    return Batch(**{key: torch.as_tensor(data[key]) for key in
+                    ("obs", "action", "reward", "is_first", "is_terminal", "is_last")})
+
+
+def seconds_per_update(agent: Agent, replay: Replay, repeats: int = 9) -> float:
+    """Median seconds of one full eager update (world model and behaviour)."""
+    sizes = (agent.config.replay.batch_size, agent.config.replay.batch_length)
+    agent.train_step(replay.sample(*sizes))
+    times = []
+    for _ in range(repeats):
+        batch = replay.sample(*sizes)
+        start = time.perf_counter()
+        agent.train_step(batch)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent", default="agents/hockey.pt")
+    parser.add_argument("--config", default="configs/hockey.yaml")
+    parser.add_argument("--steps", type=int, default=300_000)
+    parser.add_argument("--base-updates", type=int, default=4000)
+    parser.add_argument("--games", type=int, default=40)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+    player = load_agent(args.agent)
+    base = load_config(args.config, {"train.compile": False})
+    start = time.perf_counter()
+    replay = collect(player, base, args.steps)
+    shipped = probe(player, base, games=args.games, keep_recording=True)
+    held_out = shipped.recording
+    print(f"{len(replay)} replayed steps and {len(held_out.obs)} held-out steps in "
+          f"{time.perf_counter() - start:.0f} s; the probe of {args.agent} itself:\n"
+          f"{format_table(shipped)}\n", flush=True)
+
+    results = {}
+    base_seconds = None
+    for name, overrides in VARIANTS.items():
+        config = load_config(args.config, {"train.compile": False, **overrides})
+        torch.manual_seed(0)
+        agent = Agent(player.obs_dim, player.action_dim, config)
+        seconds = seconds_per_update(agent, replay)
+        base_seconds = base_seconds or seconds
+        updates = round(args.base_updates * base_seconds / seconds)
+        torch.manual_seed(1)
+        agent = Agent(player.obs_dim, player.action_dim, config)
+        start = time.perf_counter()
+        losses = []
+        for update in range(updates):
+            metrics, _ = agent.world_model.update(batch_tensors(replay, config))
+            if update >= updates - 200:
+                losses.append(float(metrics["world/loss"]))
+        trained = time.perf_counter() - start
+        result = measure(agent, config, observe_recording(agent, held_out), args.games, False)
+        results[name] = (seconds, updates, float(np.mean(losses)), result)
+        print(f"{name}: full update {1000 * seconds:.0f} ms, {updates} world-model updates "
+              f"in {trained:.0f} s", flush=True)
+
+    names = list(results)
+    print("\n" + f"{'':<34}" + "".join(f"{n:>16}" for n in names))
+
+    def row(label: str, values: list, form: str = "{:.3f}") -> None:
+        print(f"{label:<34}" + "".join(f"{form.format(v):>16}" for v in values))
+
+    row("full update, ms", [1000 * results[n][0] for n in names], "{:.0f}")
+    row("world-model updates", [results[n][1] for n in names], "{:d}")
+    row("world loss, last 200 updates", [results[n][2] for n in names])
+    for group in ("own player", "opponent", "puck position", "puck velocity"):
+        row(f"{group}: posterior", [results[n][3].reconstruction[group] for n in names])
+    for k in (1, 5, 15):
+        copy = results["base"][3].copy_baseline[k]["puck position"]
+        row(f"puck position k={k} (copy {copy:.3f})",
+            [results[n][3].prediction[k]["puck position"] for n in names])
+    for row_index, goal in enumerate(results["base"][3].goals):
+        if goal.window == 3:
+            row(f"goal k=3 {goal.side} (smoothed {goal.smoothed:+.2f})",
+                [results[n][3].goals[row_index].predicted for n in names], "{:+.2f}")
+    row("continue < 0.5 on terminal steps",
+        [results[n][3].continue_terminal_below for n in names], "{:.0%}")
+    row("continue > 0.5 on other steps",
+        [results[n][3].continue_other_above for n in names], "{:.1%}")
+
+
+if __name__ == "__main__":
+    main()
