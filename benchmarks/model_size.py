@@ -14,7 +14,8 @@ Run: python benchmarks/model_size.py [--agent agents/hockey.pt] [--steps 300000]
    batches): the probe's world-model numbers are what the size is chosen by.
 4. Each trained model sees the held-out games with its own posteriors
    (`probe.observe_recording`) and the probe's table rows are printed side by side.
-Not a pass/fail test; the numbers go into configs/hockey.yaml's comments.
+--time-only times the variants' full updates alone (a minute), to check step 3's ratios on a
+quiet core. Not a pass/fail test; the numbers go into configs/hockey.yaml's comments.
 """
 
 import argparse
@@ -79,12 +80,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300_000)
     parser.add_argument("--base-updates", type=int, default=4000)
     parser.add_argument("--games", type=int, default=40)
+    parser.add_argument("--time-only", action="store_true",
+                        help="only time each variant's full update (on replay of random play)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
 
     player = load_agent(args.agent)
     base = load_config(args.config, {"train.compile": False})
+    if args.time_only:
+        replay = collect(Agent(player.obs_dim, player.action_dim, base), base, 16_000)
+        for name, overrides in VARIANTS.items():
+            config = load_config(args.config, {"train.compile": False, **overrides})
+            seconds = seconds_per_update(Agent(player.obs_dim, player.action_dim, config), replay)
+            print(f"{name}: full update {1000 * seconds:.0f} ms", flush=True)
+        return
     start = time.perf_counter()
     replay = collect(player, base, args.steps)
     shipped = probe(player, base, games=args.games, keep_recording=True)
