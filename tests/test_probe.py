@@ -10,10 +10,22 @@ import torch
 from naturaldreamer.agent import Agent, Carry
 from naturaldreamer.cli import build_parser, main
 from naturaldreamer.config import from_dict
-from naturaldreamer.probe import (GOAL_WINDOWS, GROUPS, HORIZONS, Recording, measure,
-                                  observe_recording,
-                                  continue_shares, discounted_returns, dream, format_table,
-                                  group_errors, probe, probe_metrics, window_sums)
+from naturaldreamer.probe import (
+    GOAL_WINDOWS,
+    GROUPS,
+    HORIZONS,
+    Recording,
+    continue_shares,
+    discounted_returns,
+    dream,
+    format_table,
+    group_errors,
+    measure,
+    observe_recording,
+    probe,
+    probe_metrics,
+    window_sums,
+)
 from naturaldreamer.rssm import State
 
 TINY = {"env": {"name": "hockey"},
