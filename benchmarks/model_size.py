@@ -80,6 +80,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300_000)
     parser.add_argument("--base-updates", type=int, default=4000)
     parser.add_argument("--games", type=int, default=40)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated variants to train (default: all); the first "
+                             "listed gets --base-updates")
+    parser.add_argument("--probe-every", type=int, default=0, metavar="N",
+                        help="also probe every N world-model updates and print one line")
     parser.add_argument("--time-only", action="store_true",
                         help="only time each variant's full update (on replay of random play)")
     args = parser.parse_args()
@@ -105,7 +110,12 @@ def main() -> None:
 
     results = {}
     base_seconds = None
-    for name, overrides in VARIANTS.items():
+    names = args.variants.split(",")
+    unknown = set(names) - set(VARIANTS)
+    if unknown:
+        parser.error(f"--variants: unknown {sorted(unknown)}; choose from {list(VARIANTS)}")
+    for name in names:
+        overrides = VARIANTS[name]
         config = load_config(args.config, {"train.compile": False, **overrides})
         torch.manual_seed(0)
         agent = Agent(player.obs_dim, player.action_dim, config)
@@ -120,6 +130,13 @@ def main() -> None:
             metrics, _ = agent.world_model.update(batch_tensors(replay, config))
             if update >= updates - 200:
                 losses.append(float(metrics["world/loss"]))
+            if args.probe_every and (update + 1) % args.probe_every == 0:
+                now = measure(agent, config, observe_recording(agent, held_out), args.games, False)
+                print(f"{name} after {update + 1} updates: puck position posterior "
+                      f"{now.reconstruction['puck position']:.3f}, one step ahead "
+                      f"{now.prediction[1]['puck position']:.3f} (copy "
+                      f"{now.copy_baseline[1]['puck position']:.3f}); continue < 0.5 on "
+                      f"{now.continue_terminal_below:.0%} of real ends", flush=True)
         trained = time.perf_counter() - start
         result = measure(agent, config, observe_recording(agent, held_out), args.games, False)
         results[name] = (seconds, updates, float(np.mean(losses)), result)
