@@ -288,7 +288,7 @@ def learning_curves(trials: list[Trial], metric: str = "eval/return"
 
 
 def plot_learning_curves(trials: list[Trial], path: Path, metric: str = "eval/return") -> None:
-    """One line per setting (mean over seeds) with its seeds' range shaded; a bare matplotlib
+    """One line per setting (the mean of its runs) with their range shaded; a bare matplotlib
     Figure, so it works headless."""
     from matplotlib.figure import Figure
 
