@@ -19,7 +19,6 @@ quiet core. Not a pass/fail test; the numbers go into configs/hockey.yaml's comm
 """
 
 import argparse
-import statistics
 import time
 
 import numpy as np
@@ -31,6 +30,7 @@ from naturaldreamer.probe import format_table, measure, observe_recording, probe
 from naturaldreamer.replay import Replay
 from naturaldreamer.train import Collector, training_envs
 from naturaldreamer.world_model import Batch
+from train_speed import time_updates  # benchmarks/, the script's own directory
 
 VARIANTS = {
     "base": {},
@@ -60,19 +60,6 @@ def batch_tensors(replay: Replay, config) -> Batch:
                     ("obs", "action", "reward", "is_first", "is_terminal", "is_last")})
 
 
-def seconds_per_update(agent: Agent, replay: Replay, repeats: int = 9) -> float:
-    """Median seconds of one full eager update (world model and behaviour)."""
-    sizes = (agent.config.replay.batch_size, agent.config.replay.batch_length)
-    agent.train_step(replay.sample(*sizes))
-    times = []
-    for _ in range(repeats):
-        batch = replay.sample(*sizes)
-        start = time.perf_counter()
-        agent.train_step(batch)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", default="agents/hockey.pt")
@@ -97,7 +84,8 @@ def main() -> None:
         replay = collect(Agent(player.obs_dim, player.action_dim, base), base, 16_000)
         for name, overrides in VARIANTS.items():
             config = load_config(args.config, {"train.compile": False, **overrides})
-            seconds = seconds_per_update(Agent(player.obs_dim, player.action_dim, config), replay)
+            agent = Agent(player.obs_dim, player.action_dim, config)
+            seconds = time_updates(agent, replay, repeats=9, warmup=1)
             print(f"{name}: full update {1000 * seconds:.0f} ms", flush=True)
         return
     start = time.perf_counter()
@@ -119,7 +107,7 @@ def main() -> None:
         config = load_config(args.config, {"train.compile": False, **overrides})
         torch.manual_seed(0)
         agent = Agent(player.obs_dim, player.action_dim, config)
-        seconds = seconds_per_update(agent, replay)
+        seconds = time_updates(agent, replay, repeats=9, warmup=1)
         base_seconds = base_seconds or seconds
         updates = round(args.base_updates * base_seconds / seconds)
         torch.manual_seed(1)

@@ -34,11 +34,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_updates(agent: Agent, replay: Replay, repeats: int, updates: int) -> float:
-    """Median seconds per update over `repeats` timed blocks of `updates` updates."""
+def time_updates(agent: Agent, replay: Replay, repeats: int, updates: int = 1,
+                 warmup: int = 0) -> float:
+    """Median seconds per update over `repeats` timed blocks of `updates` updates, after
+    `warmup` untimed ones (optimiser state, allocator). Batches take the agent's own batch size
+    and length, which may differ from those of the config that `replay` was built with."""
+    sizes = (agent.config.replay.batch_size, agent.config.replay.batch_length)
+    for _ in range(warmup):
+        agent.train_step(replay.sample(*sizes))
     times = []
     for _ in range(repeats):
-        batches = [replay.sample() for _ in range(updates)]
+        batches = [replay.sample(*sizes) for _ in range(updates)]
         synchronize(agent.device)
         start = time.perf_counter()
         for batch in batches:
@@ -83,8 +89,7 @@ def main() -> None:
         collect_times.append(time.perf_counter() - start)
     env_rate = args.steps * len(envs) / statistics.median(collect_times[1:])
 
-    agent.train_step(replay.sample())  # warm-up: optimiser state, allocator
-    eager = time_updates(agent, replay, args.repeats, args.updates)
+    eager = time_updates(agent, replay, args.repeats, args.updates, warmup=1)
     rows = [("eager", eager)]
     compile_seconds = None
     if not args.no_compile:

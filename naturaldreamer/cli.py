@@ -1,6 +1,7 @@
 """The command line: `python -m naturaldreamer COMMAND ...`."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -120,12 +121,16 @@ def _probe(args: argparse.Namespace) -> int:
     import torch
 
     from naturaldreamer.agent import load_agent
-    from naturaldreamer.probe import format_table, probe
+    from naturaldreamer.probe import format_table, probe, probe_metrics
 
     # The agent's networks are small: one CPU thread is faster than several competing ones.
     torch.set_num_threads(args.threads)
     agent = load_agent(args.path, args.device)
-    print(format_table(probe(agent, agent.config, args.games, args.seed, args.explore)))
+    result = probe(agent, agent.config, args.games, args.seed, args.explore)
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(probe_metrics(result), indent=1) + "\n")
+        print(f"the numbers, as metrics.csv names them: {args.json}")
     return 0
 
 
@@ -183,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sample actions instead of the deterministic mode")
     probe.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     probe.add_argument("--device", default="cpu")
+    probe.add_argument("--json", metavar="PATH",
+                       help="also write the numbers as JSON, named like metrics.csv's probe/ columns")
     probe.set_defaults(run=_probe)
 
     sweep = commands.add_parser("sweep", help="train a grid of settings × seeds on Ray Tune")

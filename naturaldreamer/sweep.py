@@ -241,13 +241,13 @@ def summarize(trials: list[Trial], metric: str = "eval/return") -> list[SettingS
 def format_summary(summaries: list[SettingSummary], metric: str = "eval/return") -> str:
     """The summary as a fixed-width text table."""
     width = max([len("setting")] + [len(s.setting) for s in summaries])
-    lines = [f"{'setting':<{width}}  seeds  final {metric}: mean ± std (min … max)"]
+    lines = [f"{'setting':<{width}}  runs  final {metric}: mean ± std (min … max)"]
     for s in summaries:
         if s.finals:
-            lines.append(f"{s.setting:<{width}}  {len(s.finals):>5}  {s.mean:10.1f} ± "
+            lines.append(f"{s.setting:<{width}}  {len(s.finals):>4}  {s.mean:10.1f} ± "
                          f"{s.std:<8.1f} ({min(s.finals):.1f} … {max(s.finals):.1f})")
         else:
-            lines.append(f"{s.setting:<{width}}  {0:>5}  (no finished seed)")
+            lines.append(f"{s.setting:<{width}}  {0:>4}  (no finished run)")
     return "\n".join(lines)
 
 
@@ -260,7 +260,7 @@ def write_summary(summaries: list[SettingSummary], trials: list[Trial], out: str
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "summary.csv", "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["setting", "seeds", "mean", "std", "min", "max", "finals"])
+        writer.writerow(["setting", "runs", "mean", "std", "min", "max", "finals"])
         for s in summaries:
             cells = [s.mean, s.std, min(s.finals), max(s.finals)] if s.finals else [""] * 4
             writer.writerow([s.setting, len(s.finals), *cells,
@@ -296,7 +296,7 @@ def plot_learning_curves(trials: list[Trial], path: Path, metric: str = "eval/re
     ax = fig.subplots()
     for setting, (steps, values) in learning_curves(trials, metric).items():
         line, = ax.plot(steps, values.mean(axis=0), "o-", ms=3,
-                        label=f"{setting} ({len(values)} seeds)")
+                        label=f"{setting} ({len(values)} runs)")
         ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2,
                         color=line.get_color())
     ax.set_xlabel("environment steps")

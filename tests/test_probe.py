@@ -1,5 +1,6 @@
 """The probe's measurements, each against an independent computation on a hand-built case."""
 
+import json
 import math
 from types import SimpleNamespace
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from naturaldreamer.agent import Agent, Carry
+from naturaldreamer.agent import Agent, Carry, load_agent, save_policy
 from naturaldreamer.cli import build_parser, main
 from naturaldreamer.config import from_dict
 from naturaldreamer.probe import (
@@ -272,10 +273,22 @@ def test_observe_recording_gives_the_posteriors_of_another_model(one_thread):
     assert seen.obs is recording.obs and len(seen.state.deter) == len(recording.obs)
 
 
-def test_probe_command_line():
+def test_probe_command_line(one_thread, tmp_path, capsys):
     args = build_parser().parse_args(["probe", "agents/hockey.pt", "--games", "3", "--seed", "7"])
     assert (args.path, args.games, args.seed, args.explore) == ("agents/hockey.pt", 3, 7, False)
     assert main(["probe", "no/such/agent.pt"]) == 2
+    torch.manual_seed(0)
+    config = from_dict(TINY)
+    agent = Agent(18, 4, config)
+    save_policy(agent, tmp_path / "agent.pt")
+    out = tmp_path / "probe.json"
+    assert main(["probe", str(tmp_path / "agent.pt"), "--games", "1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    stored = json.loads(out.read_text())
+    # The same games as the printed table, so the same numbers: probe's seed fixes them.
+    expected = probe_metrics(probe(load_agent(tmp_path / "agent.pt"), config, games=1))
+    assert stored == pytest.approx(expected, nan_ok=True)  # NaN: no goal in the window
+    assert f"{stored['probe/critic_correlation']:.2f}" in printed
 
 
 def test_training_evaluation_runs_the_probe(one_thread, monkeypatch):

@@ -151,7 +151,7 @@ def test_interrupted_sweep_skips_finished_resumes_partial_and_summarises_all(
     assert [row["setting"] for row in summary] == [t.setting for t in (done, partial, new)]
     for row, trial in zip(summary, (done, partial, new)):
         final = read_metrics(trial.run_dir / "metrics.csv")[-1]["eval/return"]
-        assert row["seeds"] == "1" and float(row["mean"]) == pytest.approx(final)
+        assert row["runs"] == "1" and float(row["mean"]) == pytest.approx(final)
         assert trial.setting in text
     assert (out / "learning_curves.png").stat().st_size > 0
     # Once more: nothing is left to run (Ray is not even started), and nothing is touched.
@@ -188,4 +188,4 @@ def test_failed_trials_are_named_after_the_summary_of_the_rest_is_written(tiny_c
     assert "run the same command again" in message
     with open(out / "summary.csv", newline="") as file:
         (row,) = csv.DictReader(file)
-    assert row["seeds"] == "1"  # the finished seed only
+    assert row["runs"] == "1"  # the finished seed only
