@@ -12,7 +12,8 @@ posterior state. From these the probe measures, in the game's own units:
   open-loop from k steps before with the real actions, against the real sparse reward and
   the smoothed reward the reward predictor learns (DreamSmooth, `replay.smoothing`);
 - the continue predictor on real terminal and non-terminal steps;
-- the critic's value at each posterior state against the real discounted return.
+- the critic's value at each posterior state against the real discounted return, over all
+  steps and split by how the step's game ended (won, drawn at the time limit, lost).
 
 Errors are mean Euclidean distances over the entries of an observation group: for the puck
 position, the distance in world units between the predicted and the real puck centre.
@@ -38,6 +39,7 @@ GROUPS = {"own player": slice(0, 6), "opponent": slice(6, 12), "puck position": 
 HORIZONS = (1, 5, 15)
 GOAL_WINDOWS = (3, 8, 15)
 OPPONENTS = ("weak", "strong")
+OUTCOMES = {"won": 1, "drawn": 0, "lost": -1}  # the sign of a game's final reward
 
 
 @dataclass
@@ -93,6 +95,7 @@ class ProbeResult:
     critic_bias: float  # mean of value − real return
     value_mean: float
     return_mean: float
+    critic_by_outcome: dict  # "won"/"drawn"/"lost" → (steps, mean value, mean real return)
     recording: Recording | None = field(default=None, repr=False)
 
 
@@ -113,6 +116,16 @@ def discounted_returns(rewards: np.ndarray, episode: np.ndarray, discount: float
         following = (rewards[t + 1] + discount * following) if same else 0.0
         returns[t] = following
     return returns
+
+
+def game_outcomes(rewards: np.ndarray, is_terminal: np.ndarray,
+                  episode: np.ndarray) -> np.ndarray:
+    """How each step's game ended, per step: +1 won, −1 lost (the sign of the reward on the
+    game's terminal step), 0 drawn (no terminal step: the game stopped at its time limit)."""
+    outcome = np.zeros(len(rewards), np.int64)
+    for t in np.flatnonzero(is_terminal):
+        outcome[episode == episode[t]] = np.sign(rewards[t])
+    return outcome
 
 
 def window_sums(values: np.ndarray, ends: np.ndarray, window: int) -> np.ndarray:
@@ -325,6 +338,9 @@ def measure(agent: Agent, config: Config, recording: Recording, games: int,
     alive = r.position < r.length - 1  # nothing follows an episode's last state
     values = agent.behavior.critic(feat).cpu().numpy().astype(np.float64)[alive]
     returns = returns[alive]
+    outcome = game_outcomes(r.reward, r.is_terminal, r.episode)[alive]
+    by_outcome = {name: (int(np.sum(outcome == sign)), _mean(values[outcome == sign]),
+                         _mean(returns[outcome == sign])) for name, sign in OUTCOMES.items()}
     spread = returns.std() > 0 and values.std() > 0  # a correlation needs both to vary
     correlation = float(np.corrcoef(values, returns)[0, 1]) if spread else float("nan")
     return ProbeResult(
@@ -333,7 +349,8 @@ def measure(agent: Agent, config: Config, recording: Recording, games: int,
         goals=goals, terminal_steps=int(r.is_terminal.sum()), continue_terminal_below=below,
         continue_terminal_median=median, continue_other_above=above, discount=discount,
         critic_correlation=correlation, critic_bias=float(np.mean(values - returns)),
-        value_mean=float(values.mean()), return_mean=float(returns.mean()))
+        value_mean=float(values.mean()), return_mean=float(returns.mean()),
+        critic_by_outcome=by_outcome)
 
 
 def _mean(values: np.ndarray) -> float:
@@ -373,7 +390,11 @@ def format_table(result: ProbeResult) -> str:
               f"Critic vs real discounted return (γ = {result.discount}): correlation "
               f"{result.critic_correlation:.2f},",
               f"          mean value {result.value_mean:+.2f}, mean return "
-              f"{result.return_mean:+.2f}, bias (value − return) {result.critic_bias:+.2f}."]
+              f"{result.return_mean:+.2f}, bias (value − return) {result.critic_bias:+.2f};",
+              "          by how the step's game ended (drawn: stopped at the time limit):"]
+    for name, (steps, value, real) in result.critic_by_outcome.items():
+        lines.append(f"          {name:<6} mean value {value:+.2f}, mean return {real:+.2f} "
+                     f"({steps} steps)")
     return "\n".join(lines)
 
 
@@ -396,4 +417,7 @@ def probe_metrics(result: ProbeResult) -> dict:
         "probe/critic_bias": result.critic_bias,
         "probe/value_mean": result.value_mean,
         "probe/return_mean": result.return_mean})
+    for name, (_, value, real) in result.critic_by_outcome.items():
+        metrics[f"probe/value_mean_{name}"] = value
+        metrics[f"probe/return_mean_{name}"] = real
     return {name: float(value) for name, value in metrics.items()}

@@ -20,6 +20,7 @@ from naturaldreamer.probe import (
     discounted_returns,
     dream,
     format_table,
+    game_outcomes,
     group_errors,
     measure,
     observe_recording,
@@ -67,6 +68,16 @@ def test_window_sums_match_a_loop():
     for window in (1, 3, 6):
         expected = [sum(values[end - j] for j in range(window)) for end in ends]
         np.testing.assert_allclose(window_sums(values, ends, window), expected)
+
+
+def test_game_outcomes_mark_every_step_of_a_game_by_its_end():
+    # games of 3, 2 and 4 steps: a goal for, a time-out, a goal against; a shaped reward on
+    # the time-out's steps must not count as an outcome
+    episode = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    rewards = np.array([0.1, 0.0, 10.0, -0.2, 0.3, 0.0, 0.5, 0.0, -10.0])
+    is_terminal = np.array([0, 0, 1, 0, 0, 0, 0, 0, 1], bool)
+    np.testing.assert_array_equal(game_outcomes(rewards, is_terminal, episode),
+                                  [1, 1, 1, 0, 0, -1, -1, -1, -1])
 
 
 def test_continue_shares_by_hand():
@@ -203,6 +214,14 @@ def test_measure_on_a_hand_built_world():
     assert result.critic_bias == pytest.approx(np.mean(kept - returns))
     assert result.critic_correlation == pytest.approx(np.corrcoef(kept, returns)[0, 1])
     assert result.return_mean == pytest.approx(returns.mean())
+    # By outcome: the hand-built episodes 0, 1 and 2 end in a goal for, against, a time-out.
+    episodes = recording.episode[alive]
+    for name, episode in (("won", 0), ("lost", 1), ("drawn", 2)):
+        steps, value, real = result.critic_by_outcome[name]
+        assert steps == recording.length[recording.episode == episode][0] - 1
+        assert value == pytest.approx(kept[episodes == episode].mean())
+        assert real == pytest.approx(returns[episodes == episode].mean())
+    assert result.critic_by_outcome["drawn"][2] == 0.0  # no reward before the time limit
 
 
 @pytest.fixture
