@@ -394,7 +394,7 @@ def format_table(result: ProbeResult) -> str:
               "          by how the step's game ended (drawn: stopped at the time limit):"]
     for name, (steps, value, real) in result.critic_by_outcome.items():
         lines.append(f"          {name:<6} mean value {value:+.2f}, mean return {real:+.2f} "
-                     f"({steps} steps)")
+                     f"({steps} steps)" if steps else f"          {name:<6} no such game")
     return "\n".join(lines)
 
 
