@@ -224,15 +224,6 @@ def test_measure_on_a_hand_built_world():
     assert result.critic_by_outcome["drawn"][2] == 0.0  # no reward before the time limit
 
 
-@pytest.fixture
-def one_thread():
-    """Small networks on a shared CPU run fastest on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_probe_plays_real_games_and_records_the_agents_states(one_thread):
     torch.manual_seed(0)
     config = from_dict(TINY)

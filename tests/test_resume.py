@@ -109,15 +109,6 @@ def test_sigint_and_sigterm_stop_with_a_checkpoint_and_resume_exactly(straight, 
     assert_same_run(tmp_path, straight)
 
 
-@pytest.fixture
-def one_thread():
-    """Batch-1 networks: more torch threads only compete with each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_hockey_games_and_self_play_opponents_continue_exactly(tmp_path, one_thread):
     """The episodes in progress of the hockey game, with opponents drawn from a pool that
     holds snapshots of the agent, go on after a resume as they would have without it."""
