@@ -188,6 +188,10 @@ class TrainConfig:
     # evaluation, with deterministic actions as `python -m naturaldreamer probe`;
     # its numbers are the probe/ columns of metrics.csv. 0 switches it off.
     probe_games: int = 4
+    # Hockey: games per opponent played at each evaluation with deterministic actions, the
+    # way `python -m naturaldreamer evaluate` judges a shipped agent (seeds from 10 000);
+    # the eval/deterministic_ columns of metrics.csv. 0 switches it off.
+    eval_games: int = 0
     # Warm start: a policy or checkpoint file whose networks a fresh run starts from (its
     # optimisers and replay start empty); "" starts from a fresh initialisation.
     init: str = ""
@@ -198,7 +202,7 @@ class TrainConfig:
         _finite(self)
         _positive(self, "steps", "train_ratio", "eval_every", "eval_episodes", "log_every",
                   "checkpoint_every")
-        _non_negative(self, "train_start", "threads", "seed", "probe_games")
+        _non_negative(self, "train_start", "threads", "seed", "probe_games", "eval_games")
 
 
 @dataclass

@@ -569,7 +569,9 @@ def assign_modes(weights: dict, count: int) -> list[str]:
 
 
 def evaluation_metrics(agent: Agent, config: Config) -> dict:
-    """Evaluation episodes → metrics; for hockey, plain games against both scripted opponents."""
+    """Evaluation episodes → metrics; for hockey, plain games against both scripted opponents
+    (sampled or not, `train.eval_mode`), and with `train.eval_games` the deterministic ones
+    that `evaluate` plays, then the probe."""
     explore = config.train.eval_mode == "sample"
     episodes = config.train.eval_episodes
     if config.env.name != "hockey":
@@ -584,6 +586,13 @@ def evaluation_metrics(agent: Agent, config: Config) -> dict:
         metrics[f"eval/loss_rate_{opponent}"] = float(np.mean(winners == -1))
         metrics[f"eval/return_{opponent}"] = float(np.mean([r["return"] for r in results]))
     metrics["eval/return"] = (metrics["eval/return_weak"] + metrics["eval/return_strong"]) / 2
+    if config.train.eval_games:
+        from naturaldreamer.evaluation import hockey_record  # it imports this module
+
+        for opponent in ("weak", "strong"):
+            record = hockey_record(agent, opponent, config.train.eval_games)
+            metrics[f"eval/deterministic_win_rate_{opponent}"] = record.wins / record.games
+            metrics[f"eval/deterministic_loss_rate_{opponent}"] = record.losses / record.games
     if config.train.probe_games:
         from naturaldreamer.probe import probe, probe_metrics  # it imports this module
 

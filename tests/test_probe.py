@@ -313,5 +313,34 @@ def test_training_evaluation_runs_the_probe(one_thread, monkeypatch):
     assert "eval/win_rate_weak" in metrics and "probe/critic_correlation" in metrics
     off = from_dict({**TINY, "train": {"eval_episodes": 1, "probe_games": 0}})
     assert not any(key.startswith("probe/") for key in evaluation_metrics(Agent(18, 4, off), off))
+    assert not any("deterministic" in key for key in evaluation_metrics(Agent(18, 4, off), off))
+
+
+def test_training_evaluation_plays_the_deterministic_games_of_evaluate(monkeypatch):
+    from naturaldreamer import evaluation, train
+    from naturaldreamer.config import ConfigError
+    from naturaldreamer.evaluation import Record
+    from naturaldreamer.train import evaluation_metrics
+
+    config = from_dict({**TINY, "train": {"eval_episodes": 1, "probe_games": 0,
+                                          "eval_games": 7}})
+    agent = Agent(18, 4, config)
+    monkeypatch.setattr(train, "evaluate", lambda *args, **kwargs: [{"winner": 0, "return": 0}])
+    calls = []
+    outcomes = {"weak": (5, 1, 1), "strong": (2, 1, 4)}  # wins, draws, losses of 7 games
+
+    def fake_record(player, opponent, games, explore=False, seed=10_000):
+        calls.append((player, opponent, games, explore, seed))
+        return Record(opponent, *outcomes[opponent], mean_length=50.0)
+
+    monkeypatch.setattr(evaluation, "hockey_record", fake_record)
+    metrics = evaluation_metrics(agent, config)
+    # the games `python -m naturaldreamer evaluate PATH --games 7` plays: deterministic, seed 10 000
+    assert calls == [(agent, "weak", 7, False, 10_000), (agent, "strong", 7, False, 10_000)]
+    for opponent, (wins, _, losses) in outcomes.items():
+        assert metrics[f"eval/deterministic_win_rate_{opponent}"] == wins / 7
+        assert metrics[f"eval/deterministic_loss_rate_{opponent}"] == losses / 7
+    with pytest.raises(ConfigError, match="train.eval_games"):
+        from_dict({"train": {"eval_games": -1}})
     with pytest.raises(ConfigError, match="train.probe_games"):
         from_dict({"train": {"probe_games": -1}})
