@@ -188,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sample actions instead of the deterministic mode")
     probe.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     probe.add_argument("--device", default="cpu")
-    probe.add_argument("--json", metavar="PATH",
-                       help="also write the numbers as JSON, named like metrics.csv's probe/ columns")
+    probe.add_argument("--json", metavar="PATH", help="also write the numbers as JSON, "
+                                                      "named like metrics.csv's probe/ columns")
     probe.set_defaults(run=_probe)
 
     sweep = commands.add_parser("sweep", help="train a grid of settings × seeds on Ray Tune")
