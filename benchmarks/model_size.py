@@ -38,6 +38,8 @@ VARIANTS = {
     "units 128": {"world_model.units": 128, "behavior.units": 128},
     "deter 512": {"world_model.deter": 512},
     "batch length 64": {"replay.batch_length": 64},
+    # not a size: the reconstruction's weight against the KL terms (issue: the puck's precision)
+    "rec scale 3": {"world_model.rec_scale": 3.0},
 }
 
 
