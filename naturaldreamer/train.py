@@ -311,14 +311,16 @@ class Run:
     rows: list = field(default_factory=list)
 
 
-def build_run(config: Config, device: torch.device) -> Run:
-    """A fresh run: environments (validated), agent, replay buffer, collector."""
+def build_run(config: Config, device: torch.device, warm: bool = True) -> Run:
+    """A fresh run: environments (validated), agent, replay buffer, collector; with `warm`,
+    the agent starts from the networks of `train.init` (a resumed run takes its own from the
+    checkpoint, so it does not need that file any more)."""
     c = config.train
     envs, pools = training_envs(config, np.random.default_rng(c.seed))
     obs_dim = envs[0].observation_space.shape[0]
     action_dim = envs[0].action_space.shape[0]
     agent = Agent(obs_dim, action_dim, config).to(device)
-    if c.init:
+    if c.init and warm:
         warm_start(agent, c.init)
     if c.compile:
         compile_agent(agent)
@@ -385,7 +387,8 @@ def train(config: Config, out: str | Path, resume: bool = False,
     if c.threads:
         torch.set_num_threads(c.threads)
     seed_everything(c.seed)
-    run = build_run(config, device)  # before touching `out`: a bad env leaves no files
+    # Before touching `out`: a bad env leaves no files.
+    run = build_run(config, device, warm=not resume)
     _prepare_directory(out, resume)
     if resume:
         load_checkpoint(out / "checkpoint.pt", run)

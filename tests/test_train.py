@@ -8,7 +8,8 @@ import torch
 from naturaldreamer.agent import Agent, load_policy, save_policy
 from naturaldreamer.config import from_dict
 from naturaldreamer.replay import Replay
-from naturaldreamer.train import Collector, Run, load_checkpoint, save_checkpoint, train
+from naturaldreamer.train import (Collector, Run, load_checkpoint, read_metrics,
+                                  save_checkpoint, train)
 
 TINY = {"world_model": {"deter": 32, "hidden": 16, "units": 16, "blocks": 4, "classes": 4,
                         "stoch": 4},
@@ -159,6 +160,14 @@ def test_warm_start_loads_the_networks_and_refuses_other_sizes(tmp_path):
         torch.testing.assert_close(got, expected, msg=name)
     assert "init: " + str(tmp_path / "first" / "policy.pt") in (
         tmp_path / "second" / "config.yaml").read_text()
+    # Resuming takes the networks from the checkpoint: the init file may have moved since.
+    (tmp_path / "first" / "policy.pt").rename(tmp_path / "moved.pt")
+    resumed = train(tiny(init=str(tmp_path / "first" / "policy.pt"), steps=20, train_start=20),
+                    tmp_path / "second", resume=True, progress=False)
+    assert read_metrics(tmp_path / "second" / "metrics.csv")[-1]["env_steps"] == 20
+    for (name, expected), got in zip(source.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(got, expected, msg=name)  # still no update: train_start 20
+    (tmp_path / "moved.pt").rename(tmp_path / "first" / "policy.pt")
     other = from_dict({**TINY, "world_model": {**TINY["world_model"], "deter": 16},
                        "env": {"name": "Pendulum-v1", "num_envs": 2},
                        "train": {"steps": 10, "threads": 1,
