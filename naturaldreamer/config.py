@@ -69,6 +69,9 @@ class WorldModelConfig:
     unimix: float = 0.01
     free_nats: float = 1.0
     rec_scale: float = 1.0
+    # Per observation dimension, a weight on its term of the decoder loss; empty means all 1
+    # (official). Hockey weighs the puck's position (chapter 10).
+    obs_weights: list = field(default_factory=list)
     reward_scale: float = 1.0
     continue_scale: float = 1.0
     dyn_scale: float = 1.0  # current official; the 2023 paper used 0.5
@@ -86,6 +89,11 @@ class WorldModelConfig:
         _non_negative(self, "free_nats", "rec_scale", "reward_scale", "continue_scale",
                       "dyn_scale", "rep_scale", "warmup")
         _in_range(self, "unimix", 0.0, 1.0)
+        for index, weight in enumerate(self.obs_weights):
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) \
+                    or not math.isfinite(weight) or weight < 0:
+                raise ConfigError(f"world_model.obs_weights[{index}] must be a number ≥ 0, "
+                                  f"got {weight!r}")
         if self.deter % self.blocks:
             raise ConfigError(f"world_model.deter ({self.deter}) must be divisible by "
                               f"world_model.blocks ({self.blocks})")
@@ -268,6 +276,10 @@ def _check_type(key: str, value, expected):
         return int(value)
     if expected is dict and value is None:
         return {}
+    if expected is list and value is None:
+        return []
+    if expected is list and not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list ([a, b, ...]), got {value!r}")
     if expected is dict and not isinstance(value, dict):
         raise ConfigError(f"{key}: expected a mapping (indented `name: value` lines, or "
                           f"{{name: value}}), got {value!r}")

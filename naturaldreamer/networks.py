@@ -67,9 +67,12 @@ class Decoder(nn.Module):
         """Reconstruction in observation units: symexp of the prediction."""
         return symexp(upcast(self.net(feat)))
 
-    def loss(self, feat: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        """Symlog squared error, summed over observation dims: (batch, time)."""
-        return ((upcast(self.net(feat)) - symlog(obs)) ** 2).sum(-1)
+    def loss(self, feat: torch.Tensor, obs: torch.Tensor,
+             weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Symlog squared error, summed over observation dims with `weights` (obs_dim,)
+        if given: (batch, time)."""
+        error = (upcast(self.net(feat)) - symlog(obs)) ** 2
+        return (error if weights is None else error * weights).sum(-1)
 
 
 class TwoHotHead(nn.Module):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from naturaldreamer.config import WorldModelConfig
+from naturaldreamer.config import ConfigError, WorldModelConfig
 from naturaldreamer.networks import ContinueHead, Decoder, Encoder, TwoHotHead
 from naturaldreamer.optim import LaProp, clip_by_agc
 from naturaldreamer.rssm import RSSM, State
@@ -68,6 +68,13 @@ class WorldModel(nn.Module):
                          c.prior_layers, c.posterior_layers, c.unimix)
         feat = self.rssm.feat_dim
         self.decoder = Decoder(feat, obs_dim, c.units, c.decoder_layers)
+        if c.obs_weights and len(c.obs_weights) != obs_dim:
+            raise ConfigError(f"world_model.obs_weights has {len(c.obs_weights)} entries but "
+                              f"the observation has {obs_dim} dimensions: give one per "
+                              f"dimension, or none")
+        # Not in the state dict: the config that rebuilds the model carries the weights.
+        self.register_buffer("obs_weights", torch.tensor(c.obs_weights, dtype=torch.float32)
+                             if c.obs_weights else None, persistent=False)
         self.reward_predictor = TwoHotHead(feat, c.units, c.reward_layers)
         self.continue_predictor = ContinueHead(feat, c.units, c.continue_layers)
         self.optimizer = LaProp(self.parameters(), c.lr, eps=c.eps, warmup=c.warmup)
@@ -78,7 +85,7 @@ class WorldModel(nn.Module):
         embed = self.encoder(batch.obs)
         posterior, prior = self.rssm.observe(embed, batch.action, batch.is_first)
         feat = posterior.feat()
-        rec = self.decoder.loss(feat, batch.obs)
+        rec = self.decoder.loss(feat, batch.obs, self.obs_weights)
         rew = self.reward_predictor.loss(feat, batch.reward)
         # Target 1 − terminal. The official agent multiplies it by γ (`contdisc`); the book
         # keeps γ explicit in the λ-returns and the dream weights instead (same product).

@@ -131,6 +131,9 @@ def test_defaults_are_the_official_values():
     ({"replay": {"batch_size": 0}}, "replay.batch_size must be > 0"),
     ({"env": {"opponents": {"medium": 1}}}, "env.opponents.medium"),
     ({"env": {"modes": {"penalty": 1}}}, "env.modes.penalty"),
+    ({"world_model": {"obs_weights": 10}}, "world_model.obs_weights: expected a list"),
+    ({"world_model": {"obs_weights": [1, -2]}}, r"world_model.obs_weights\[1\] must be"),
+    ({"world_model": {"obs_weights": [1, "x"]}}, r"world_model.obs_weights\[1\] must be"),
 ])
 def test_config_errors_name_the_key(data, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,9 +1,10 @@
 """RSSM pieces and the world-model losses."""
 
 import numpy as np
+import pytest
 import torch
 
-from naturaldreamer.config import WorldModelConfig
+from naturaldreamer.config import ConfigError, WorldModelConfig
 from naturaldreamer.rssm import RSSM, sample_onehot, unimix_logits
 from naturaldreamer.world_model import Batch, WorldModel, categorical_kl, kl_losses
 
@@ -114,3 +115,22 @@ def test_reward_and_critic_heads_start_at_zero_and_world_model_learns():
         last, _ = model.update(batch)
     assert last["world/reward"] < 0.5 * first["world/reward"]
     assert last["world/rec"] < 0.5 * first["world/rec"]
+
+
+def test_obs_weights_weigh_each_dimension_of_the_decoder_loss():
+    torch.manual_seed(0)
+    weights = [1.0, 0.0, 10.0]
+    config = WorldModelConfig(deter=64, hidden=32, units=32, obs_weights=weights)
+    model = WorldModel(obs_dim=3, action_dim=1, config=config)
+    feat = torch.randn(2, 5, model.rssm.feat_dim)
+    obs = 4 * torch.randn(2, 5, 3)
+    predicted = model.decoder.net(feat).detach().numpy()
+    squared = (predicted - np.sign(obs.numpy()) * np.log1p(np.abs(obs.numpy()))) ** 2
+    loss = model.decoder.loss(feat, obs, model.obs_weights)
+    np.testing.assert_allclose(loss.detach().numpy(), squared @ np.array(weights), rtol=1e-5)
+    np.testing.assert_allclose(model.decoder.loss(feat, obs).detach().numpy(),
+                               squared.sum(-1), rtol=1e-5)
+    # The weights come from the config, not the state dict: old agent files still load.
+    assert "obs_weights" not in model.state_dict()
+    with pytest.raises(ConfigError, match="world_model.obs_weights has 3 entries.*4 dim"):
+        WorldModel(obs_dim=4, action_dim=1, config=config)
