@@ -45,6 +45,7 @@ VARIANTS = {
     "rec scale 3": {"world_model.rec_scale": 3.0},
     "puck weight 10": {"world_model.obs_weights": [1] * 12 + [10, 10] + [1] * 4},
     "puck weight 100": {"world_model.obs_weights": [1] * 12 + [100, 100] + [1] * 4},
+    "puck weight 1000": {"world_model.obs_weights": [1] * 12 + [1000, 1000] + [1] * 4},
 }
 
 
