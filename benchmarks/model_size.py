@@ -34,6 +34,12 @@ from naturaldreamer.train import Collector, training_envs
 from naturaldreamer.world_model import Batch
 from train_speed import time_updates  # benchmarks/, the script's own directory
 
+def puck_weight(weight: float) -> list[float]:
+    """Decoder weights that count the puck's position (observation entries 12, 13) `weight`
+    times and every other entry once."""
+    return [1.0] * 12 + [weight, weight] + [1.0] * 4
+
+
 VARIANTS = {
     "base": {},
     "classes 16": {"world_model.classes": 16},
@@ -43,9 +49,9 @@ VARIANTS = {
     # not sizes: the reconstruction's weight against the KL terms, all of it or the puck's
     # position alone (the puck's precision, chapter 10)
     "rec scale 3": {"world_model.rec_scale": 3.0},
-    "puck weight 10": {"world_model.obs_weights": [1] * 12 + [10, 10] + [1] * 4},
-    "puck weight 100": {"world_model.obs_weights": [1] * 12 + [100, 100] + [1] * 4},
-    "puck weight 1000": {"world_model.obs_weights": [1] * 12 + [1000, 1000] + [1] * 4},
+    "puck weight 10": {"world_model.obs_weights": puck_weight(10)},
+    "puck weight 100": {"world_model.obs_weights": puck_weight(100)},
+    "puck weight 1000": {"world_model.obs_weights": puck_weight(1000)},
 }
 
 

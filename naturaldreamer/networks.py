@@ -7,6 +7,7 @@ DreamerV3).
 """
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -56,23 +57,28 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Vector decoder: predicts symlog(observation) from the model state (feature vector)."""
+    """Vector decoder: predicts symlog(observation) from the model state (feature vector).
 
-    def __init__(self, feat_dim: int, obs_dim: int, units: int, layers: int):
+    `weights` (obs_dim,), if given, weigh each observation dimension's error in the loss."""
+
+    def __init__(self, feat_dim: int, obs_dim: int, units: int, layers: int,
+                 weights: Sequence[float] = ()):
         super().__init__()
         self.net = nn.Sequential(mlp(feat_dim, units, layers),
                                  init_linear(nn.Linear(units, obs_dim)))
+        # Not in the state dict: the config that rebuilds the decoder carries the weights.
+        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32)
+                             if len(weights) else None, persistent=False)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """Reconstruction in observation units: symexp of the prediction."""
         return symexp(upcast(self.net(feat)))
 
-    def loss(self, feat: torch.Tensor, obs: torch.Tensor,
-             weights: torch.Tensor | None = None) -> torch.Tensor:
-        """Symlog squared error, summed over observation dims with `weights` (obs_dim,)
-        if given: (batch, time)."""
+    def loss(self, feat: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """Symlog squared error, summed over observation dims (with the weights, if any):
+        (batch, time)."""
         error = (upcast(self.net(feat)) - symlog(obs)) ** 2
-        return (error if weights is None else error * weights).sum(-1)
+        return (error if self.weights is None else error * self.weights).sum(-1)
 
 
 class TwoHotHead(nn.Module):

@@ -67,14 +67,11 @@ class WorldModel(nn.Module):
         self.rssm = RSSM(c.units, action_dim, c.deter, c.stoch, c.classes, c.hidden, c.blocks,
                          c.prior_layers, c.posterior_layers, c.unimix)
         feat = self.rssm.feat_dim
-        self.decoder = Decoder(feat, obs_dim, c.units, c.decoder_layers)
         if c.obs_weights and len(c.obs_weights) != obs_dim:
             raise ConfigError(f"world_model.obs_weights has {len(c.obs_weights)} entries but "
                               f"the observation has {obs_dim} dimensions: give one per "
                               f"dimension, or none")
-        # Not in the state dict: the config that rebuilds the model carries the weights.
-        self.register_buffer("obs_weights", torch.tensor(c.obs_weights, dtype=torch.float32)
-                             if c.obs_weights else None, persistent=False)
+        self.decoder = Decoder(feat, obs_dim, c.units, c.decoder_layers, c.obs_weights)
         self.reward_predictor = TwoHotHead(feat, c.units, c.reward_layers)
         self.continue_predictor = ContinueHead(feat, c.units, c.continue_layers)
         self.optimizer = LaProp(self.parameters(), c.lr, eps=c.eps, warmup=c.warmup)
@@ -85,7 +82,7 @@ class WorldModel(nn.Module):
         embed = self.encoder(batch.obs)
         posterior, prior = self.rssm.observe(embed, batch.action, batch.is_first)
         feat = posterior.feat()
-        rec = self.decoder.loss(feat, batch.obs, self.obs_weights)
+        rec = self.decoder.loss(feat, batch.obs)
         rew = self.reward_predictor.loss(feat, batch.reward)
         # Target 1 − terminal. The official agent multiplies it by γ (`contdisc`); the book
         # keeps γ explicit in the λ-returns and the dream weights instead (same product).
