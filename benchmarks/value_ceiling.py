@@ -1,6 +1,7 @@
 """What the critic is estimating, measured: the real value of a state by Monte Carlo.
 
-Run: python benchmarks/value_ceiling.py [--agent agents/hockey.pt] [--games 50] [--branches 16]
+Run: python benchmarks/value_ceiling.py [--agent agents/hockey.pt] [--games 100] [--branches 16]
+       [--critic-updates N]
 
 The critic estimates v(s) = E[G | s], the expected discounted return of the sampled policy from
 model state s. The probe compares it with one real return G per state, and one return is a
@@ -19,7 +20,12 @@ It prints, over those states:
 - the ceiling that noise sets, sqrt(between-state variance / total variance) of the returns,
   the between-state part with the branches' own spread taken out;
 - the critic against the Monte-Carlo value: how well the critic knows the value.
-Not a pass/fail test.
+
+With --critic-updates N it then asks whether the critic is short of training: it collects
+--replay-steps of the agent's own training games, trains the critic alone for N more updates
+(the usual update, with the world model's and the actor's learning rates set to zero, so the
+dreams and the policy stay the same) and prints the critic against the same Monte-Carlo values
+at four points on the way. Not a pass/fail test.
 """
 
 import argparse
@@ -27,7 +33,9 @@ import argparse
 import numpy as np
 import torch
 
+from model_size import collect  # benchmarks/, the script's own directory
 from naturaldreamer.agent import Agent, Carry, load_agent
+from naturaldreamer.envs.shaping import potential
 from naturaldreamer.rssm import State
 from naturaldreamer.train import build_env
 
@@ -58,14 +66,16 @@ def play_game(agent: Agent, opponent: str, seed: int) -> dict:
     env.close()
     state = State(*(torch.cat([getattr(s, name) for s in states]) for name in
                     ("deter", "stoch", "logits")))
-    return {"obs": np.array(observations), "actions": np.array(actions), "rewards": np.array(rewards), "state": state}
+    return {"obs": np.array(observations), "actions": np.array(actions),
+            "rewards": np.array(rewards), "terminated": terminated, "state": state}
 
 
 @torch.no_grad()
 def branch_returns(agent: Agent, opponent: str, seed: int, game: dict, t: int,
                    branches: int) -> np.ndarray:
-    """The discounted returns (branches,) of playing on from step t of `game`, each branch
-    replaying the game to t and then sampling its own actions from the model state at t."""
+    """The discounted returns (2, branches) of playing on from step t of `game`, each branch
+    replaying the game to t and then sampling its own actions from the model state at t: the
+    game's own, and with the training's shaping term (`shaped_return`)."""
     discount = agent.config.behavior.discount
     envs = [_env(agent, opponent) for _ in range(branches)]
     for env in envs:
@@ -78,18 +88,30 @@ def branch_returns(agent: Agent, opponent: str, seed: int, game: dict, t: int,
     action = agent.behavior.actor(state.feat()).sample()[1]
     carry = Carry(state, action)
     returns, weight = np.zeros(branches), np.ones(branches)
-    live = np.ones(branches, bool)
+    live, goal = np.ones(branches, bool), np.zeros(branches, bool)
     obs = np.zeros((branches, agent.obs_dim), np.float32)
     while live.any():
         for i in np.flatnonzero(live):
             o, reward, terminated, truncated, _ = envs[i].step(carry.action[i].cpu().numpy())
             obs[i], returns[i] = o, returns[i] + weight[i] * reward
             weight[i] *= discount
-            live[i] = not (terminated or truncated)
+            live[i], goal[i] = not (terminated or truncated), terminated
         _, carry = agent.act(obs, np.zeros(branches, bool), carry)
     for env in envs:
         env.close()
-    return returns
+    shaping = agent.config.env.options.get("potential", 0.0)
+    shaped = [shaped_return(g, game["obs"][t], o, ended, w, shaping)
+              for g, o, ended, w in zip(returns, obs, goal, weight)]
+    return np.array([returns, shaped])
+
+
+def shaped_return(plain: float, first_obs: np.ndarray, last_obs: np.ndarray, goal: bool,
+                  weight: float, scale: float) -> float:
+    """The return with the potential-based shaping the agent trains with: the shaping terms
+    γΦ(s_j) − Φ(s_(j−1)) telescope to γ^n Φ(s_last) − Φ(s_t), Φ = 0 after a goal, where
+    `weight` is γ^n for the n steps from s_t to s_last (chapter 10)."""
+    last = 0.0 if goal else potential(last_obs, scale)
+    return plain + weight * last - potential(first_obs, scale)
 
 
 def discounted(rewards: np.ndarray, t: int, discount: float) -> float:
@@ -101,42 +123,75 @@ def discounted(rewards: np.ndarray, t: int, discount: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", default="agents/hockey.pt")
-    parser.add_argument("--games", type=int, default=50, help="games per opponent")
+    parser.add_argument("--games", type=int, default=100, help="games per opponent")
     parser.add_argument("--points", type=int, default=3, help="states per game")
     parser.add_argument("--branches", type=int, default=16)
     parser.add_argument("--seed", type=int, default=90_000)
+    parser.add_argument("--critic-updates", type=int, default=0)
+    parser.add_argument("--replay-steps", type=int, default=100_000)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     agent = load_agent(args.agent)
     discount = agent.config.behavior.discount
+    shaping = agent.config.env.options.get("potential", 0.0)
     rng = np.random.default_rng(args.seed)
-    value, single, means, spreads = [], [], [], []
+    value, single, means, spreads, feats = [], [], [], [], []
     for opponent in ("weak", "strong"):
         for g in range(args.games):
             seed = args.seed + g
             game = play_game(agent, opponent, seed)
             steps = len(game["actions"])
             for t in rng.choice(steps, min(args.points, steps), replace=False):
-                r = branch_returns(agent, opponent, seed, game, int(t), args.branches)
+                t = int(t)
+                r = branch_returns(agent, opponent, seed, game, t, args.branches)
+                feats.append(game["state"].feat()[t])
                 with torch.no_grad():
-                    value.append(float(agent.behavior.critic(game["state"].feat()[t:t + 1])))
-                single.append(discounted(game["rewards"], int(t), discount))
-                means.append(r.mean())
-                spreads.append(r.var(ddof=1))
+                    value.append(float(agent.behavior.critic(feats[-1][None])))
+                plain = discounted(game["rewards"], t, discount)
+                steps_left = discount ** (len(game["rewards"]) - 1 - t)
+                single.append([plain, shaped_return(plain, game["obs"][t], game["obs"][-1],
+                                                    game["terminated"], steps_left, shaping)])
+                means.append(r.mean(-1))
+                spreads.append(r.var(-1, ddof=1))
     value, single, means, spreads = map(np.array, (value, single, means, spreads))
-    within = spreads.mean()
-    between = max(means.var(ddof=1) - within / args.branches, 0.0)
     corr = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
     print(f"{len(value)} states of {2 * args.games} sampled games ({args.games} per opponent), "
-          f"{args.branches} branches each")
-    print(f"  return: mean {single.mean():.2f}, spread within a state (std) {within ** 0.5:.2f}, "
-          f"between states {between ** 0.5:.2f}")
-    print(f"  critic vs one real return:           {corr(value, single):.3f}")
-    print(f"  Monte-Carlo value vs one real return: {corr(means, single):.3f}")
-    print(f"  ceiling sqrt(between / total):         {(between / (between + within)) ** 0.5:.3f}")
-    print(f"  critic vs Monte-Carlo value:          {corr(value, means):.3f}")
-    print(f"  mean critic {value.mean():.2f}, mean Monte-Carlo value {means.mean():.2f}")
+          f"{args.branches} branches each; mean critic {value.mean():.2f}")
+    for i, name in enumerate(("the game's return", f"with the training's shaping (scale "
+                                                   f"{shaping})")):
+        within = spreads[:, i].mean()
+        between = max(means[:, i].var(ddof=1) - within / args.branches, 0.0)
+        print(f"{name}: mean {single[:, i].mean():.2f}, Monte-Carlo value mean "
+              f"{means[:, i].mean():.2f}; spread within a state (std) {within ** 0.5:.2f}, "
+              f"between states {between ** 0.5:.2f}")
+        print(f"  critic vs one real return:            {corr(value, single[:, i]):.3f}")
+        print(f"  Monte-Carlo value vs one real return: {corr(means[:, i], single[:, i]):.3f}")
+        print(f"  ceiling sqrt(between / total):        "
+              f"{(between / (between + within)) ** 0.5:.3f}")
+        print(f"  critic vs Monte-Carlo value:          {corr(value, means[:, i]):.3f}")
+    if args.critic_updates:
+        train_critic_alone(agent, torch.stack(feats), means[:, 1], args.critic_updates,
+                           args.replay_steps)
+
+
+def train_critic_alone(agent: Agent, feat: torch.Tensor, target: np.ndarray, updates: int,
+                       replay_steps: int) -> None:
+    """More updates for the critic alone on the agent's own replayed games; prints its
+    correlation with `target` (the Monte-Carlo values of the shaped return at `feat`)."""
+    replay = collect(agent, agent.config, replay_steps)
+    for optimizer in (agent.world_model.optimizer, agent.behavior.actor_optimizer):
+        for group in optimizer.param_groups:
+            group["lr"] = 0.0
+    c = agent.config.replay
+    for update in range(1, updates + 1):
+        agent.train_step(replay.sample(c.batch_size, c.batch_length))
+        if update % max(updates // 4, 1) == 0:
+            with torch.no_grad():
+                value = agent.behavior.critic(feat).numpy()
+            print(f"after {update} critic-only updates on {len(replay)} replayed steps: critic "
+                  f"vs Monte-Carlo value (shaped) {np.corrcoef(value, target)[0, 1]:.3f}, "
+                  f"mean critic {value.mean():.2f}", flush=True)
 
 
 if __name__ == "__main__":
