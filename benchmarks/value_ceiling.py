@@ -1,7 +1,7 @@
 """What the critic is estimating, measured: the real value of a state by Monte Carlo.
 
 Run: python benchmarks/value_ceiling.py [--agent agents/hockey.pt] [--games 100] [--branches 16]
-       [--critic-updates N]
+       [--critic-updates N [--repval-scale S]]
 
 The critic estimates v(s) = E[G | s], the expected discounted return of the sampled policy from
 model state s. The probe compares it with one real return G per state, and one return is a
@@ -25,7 +25,9 @@ With --critic-updates N it then asks whether the critic is short of training: it
 --replay-steps of the agent's own training games, trains the critic alone for N more updates
 (the usual update, with the world model's and the actor's learning rates set to zero, so the
 dreams and the policy stay the same) and prints the critic against the same Monte-Carlo values
-at four points on the way. Not a pass/fail test.
+at four points on the way; --repval-scale sets the weight of the replay value loss (the
+critic's lesson from the real rewards) for those updates instead of the agent's own (0.3).
+Not a pass/fail test.
 """
 
 import argparse
@@ -129,6 +131,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=90_000)
     parser.add_argument("--critic-updates", type=int, default=0)
     parser.add_argument("--replay-steps", type=int, default=100_000)
+    parser.add_argument("--repval-scale", type=float, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -171,6 +174,8 @@ def main() -> None:
               f"{(between / (between + within)) ** 0.5:.3f}")
         print(f"  critic vs Monte-Carlo value:          {corr(value, means[:, i]):.3f}")
     if args.critic_updates:
+        if args.repval_scale is not None:
+            agent.config.behavior.repval_scale = args.repval_scale
         train_critic_alone(agent, torch.stack(feats), means[:, 1], args.critic_updates,
                            args.replay_steps)
 
