@@ -22,33 +22,10 @@ import argparse
 import numpy as np
 import torch
 
-from value_ceiling import branch_returns, play_game  # benchmarks/, the script's own directory
+from value_ceiling import sample_states  # benchmarks/, the script's own directory
 from naturaldreamer.agent import Agent, load_agent
 from naturaldreamer.behavior import lambda_returns
 from naturaldreamer.rssm import State
-
-
-def sample_states(agent: Agent, games: int, branches: int, seed: int) -> dict:
-    """Three random states of each game: model features (N, F), observations (N, 18), steps,
-    critic values and Monte-Carlo values of the shaped return (N,), and the game of each."""
-    rng = np.random.default_rng(seed)
-    found = {key: [] for key in ("feat", "obs", "step", "critic", "value", "game")}
-    for k, opponent in enumerate(("weak", "strong")):
-        for g in range(games):
-            game = play_game(agent, opponent, seed + g)
-            steps = len(game["actions"])
-            for t in rng.choice(steps, min(3, steps), replace=False):
-                t = int(t)
-                feat = game["state"].feat()[t]
-                with torch.no_grad():
-                    found["critic"].append(float(agent.behavior.critic(feat[None])))
-                found["value"].append(branch_returns(agent, opponent, seed + g, game, t,
-                                                     branches)[1].mean())
-                found["feat"].append(feat.numpy())
-                found["obs"].append(game["obs"][t])
-                found["step"].append(t)
-                found["game"].append(k * games + g)
-    return {key: np.array(values) for key, values in found.items()}
 
 
 def fit_mlp(x: np.ndarray, y: np.ndarray, split: dict, seed: int) -> np.ndarray:
@@ -118,7 +95,8 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     agent = load_agent(args.agent)
-    s = sample_states(agent, args.games, args.branches, args.seed)
+    s = sample_states(agent, args.games, 3, args.branches, args.seed)
+    s["value"] = s["branches"][:, 1].mean(-1)  # of the shaped return, which the critic learns
     games = np.unique(s["game"])
     np.random.default_rng(args.seed).shuffle(games)
     cut = np.cumsum([0, 0.6, 0.2, 0.2]) * len(games)

@@ -122,6 +122,38 @@ def discounted(rewards: np.ndarray, t: int, discount: float) -> float:
     return float(following @ discount ** np.arange(len(following)))
 
 
+def sample_states(agent: Agent, games: int, points: int, branches: int, seed: int) -> dict:
+    """`points` random states of each of `games` sampled games per opponent, game g played from
+    reset(seed + g). Per state: the model features feat (N, F), observation obs (N, O), step,
+    game index (N,), critic value (N,), the one real return of the recorded game single (N, 2)
+    and the `branch_returns` (N, 2, branches), each plain and with the training's shaping."""
+    discount = agent.config.behavior.discount
+    shaping = agent.config.env.options.get("potential", 0.0)
+    rng = np.random.default_rng(seed)
+    found = {key: [] for key in ("feat", "obs", "step", "game", "critic", "single", "branches")}
+    for k, opponent in enumerate(("weak", "strong")):
+        for g in range(games):
+            game = play_game(agent, opponent, seed + g)
+            steps = len(game["actions"])
+            for t in rng.choice(steps, min(points, steps), replace=False):
+                t = int(t)
+                found["branches"].append(branch_returns(agent, opponent, seed + g, game, t,
+                                                        branches))
+                feat = game["state"].feat()[t]
+                with torch.no_grad():
+                    found["critic"].append(float(agent.behavior.critic(feat[None])))
+                plain = discounted(game["rewards"], t, discount)
+                steps_left = discount ** (len(game["rewards"]) - 1 - t)
+                found["single"].append([plain, shaped_return(
+                    plain, game["obs"][t], game["obs"][-1], game["terminated"], steps_left,
+                    shaping)])
+                found["feat"].append(feat.numpy())
+                found["obs"].append(game["obs"][t])
+                found["step"].append(t)
+                found["game"].append(k * games + g)
+    return {key: np.array(values) for key, values in found.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", default="agents/hockey.pt")
@@ -136,28 +168,10 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     agent = load_agent(args.agent)
-    discount = agent.config.behavior.discount
     shaping = agent.config.env.options.get("potential", 0.0)
-    rng = np.random.default_rng(args.seed)
-    value, single, means, spreads, feats = [], [], [], [], []
-    for opponent in ("weak", "strong"):
-        for g in range(args.games):
-            seed = args.seed + g
-            game = play_game(agent, opponent, seed)
-            steps = len(game["actions"])
-            for t in rng.choice(steps, min(args.points, steps), replace=False):
-                t = int(t)
-                r = branch_returns(agent, opponent, seed, game, t, args.branches)
-                feats.append(game["state"].feat()[t])
-                with torch.no_grad():
-                    value.append(float(agent.behavior.critic(feats[-1][None])))
-                plain = discounted(game["rewards"], t, discount)
-                steps_left = discount ** (len(game["rewards"]) - 1 - t)
-                single.append([plain, shaped_return(plain, game["obs"][t], game["obs"][-1],
-                                                    game["terminated"], steps_left, shaping)])
-                means.append(r.mean(-1))
-                spreads.append(r.var(-1, ddof=1))
-    value, single, means, spreads = map(np.array, (value, single, means, spreads))
+    s = sample_states(agent, args.games, args.points, args.branches, args.seed)
+    value, single = s["critic"], s["single"]
+    means, spreads = s["branches"].mean(-1), s["branches"].var(-1, ddof=1)
     corr = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
     print(f"{len(value)} states of {2 * args.games} sampled games ({args.games} per opponent), "
           f"{args.branches} branches each; mean critic {value.mean():.2f}")
@@ -176,7 +190,7 @@ def main() -> None:
     if args.critic_updates:
         if args.repval_scale is not None:
             agent.config.behavior.repval_scale = args.repval_scale
-        train_critic_alone(agent, torch.stack(feats), means[:, 1], args.critic_updates,
+        train_critic_alone(agent, torch.tensor(s["feat"]), means[:, 1], args.critic_updates,
                            args.replay_steps)
 
 
