@@ -58,6 +58,15 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, split: dict, seed: int) -> np.ndarray:
     return best[1]
 
 
+def dream_return(rewards: torch.Tensor, continues: torch.Tensor,
+                 discount: float) -> torch.Tensor:
+    """The discounted sum of a dream's predicted rewards (N, H), each step weighted by the
+    chance that play is still going: Σ_t γ^t (Π_{j<t} c_j) r_t → (N,)."""
+    alive = torch.cumprod(torch.cat([torch.ones_like(continues[:, :1]),
+                                     discount * continues[:, :-1]], 1), 1)
+    return (alive * rewards).sum(1)
+
+
 @torch.no_grad()
 def dreamed_values(agent: Agent, feat: np.ndarray, horizon: int,
                    samples: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -74,9 +83,7 @@ def dreamed_values(agent: Agent, feat: np.ndarray, horizon: int,
         dream = states.feat()
         rewards = agent.world_model.reward_predictor(dream[:, 1:])
         continues = agent.world_model.continue_predictor(dream[:, 1:])
-        alive = torch.cumprod(torch.cat([torch.ones_like(continues[:, :1]),
-                                         c.discount * continues[:, :-1]], 1), 1)
-        own.append((alive * rewards).sum(1).view(-1, samples).mean(1))
+        own.append(dream_return(rewards, continues, c.discount).view(-1, samples).mean(1))
         h = c.horizon
         returns = lambda_returns(rewards[:, :h], behavior.critic(dream[:, :h + 1]),
                                  continues[:, :h], c.discount, c.lam)

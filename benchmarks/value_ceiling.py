@@ -1,7 +1,7 @@
 """What the critic is estimating, measured: the real value of a state by Monte Carlo.
 
 Run: python benchmarks/value_ceiling.py [--agent agents/hockey.pt] [--games 100] [--branches 16]
-       [--critic-updates N [--repval-scale S]]
+       [--critic-updates N [--repval-scale S | --real-returns]]
 
 The critic estimates v(s) = E[G | s], the expected discounted return of the sampled policy from
 model state s. The probe compares it with one real return G per state, and one return is a
@@ -27,6 +27,10 @@ With --critic-updates N it then asks whether the critic is short of training: it
 dreams and the policy stay the same) and prints the critic against the same Monte-Carlo values
 at four points on the way; --repval-scale sets the weight of the replay value loss (the
 critic's lesson from the real rewards) for those updates instead of the agent's own (0.3).
+With --real-returns the critic-only updates use no dreams at all: the critic learns only the
+replay value loss, its λ-returns along the replayed games bootstrapped from its own value at
+every state (TD(λ) on the agent's own play, which is on-policy here: `collect` plays the agent
+itself), so whatever it learns comes from the real rewards and goals.
 Not a pass/fail test.
 """
 
@@ -35,9 +39,11 @@ import argparse
 import numpy as np
 import torch
 
-from model_size import collect  # benchmarks/, the script's own directory
+from model_size import batch_tensors, collect  # benchmarks/, the script's own directory
 from naturaldreamer.agent import Agent, Carry, load_agent
+from naturaldreamer.behavior import BehaviorLosses
 from naturaldreamer.envs.shaping import potential
+from naturaldreamer.optim import clip_by_agc
 from naturaldreamer.rssm import State
 from naturaldreamer.train import build_env
 
@@ -122,6 +128,16 @@ def discounted(rewards: np.ndarray, t: int, discount: float) -> float:
     return float(following @ discount ** np.arange(len(following)))
 
 
+def variance_parts(returns: np.ndarray) -> tuple[float, float]:
+    """Split the spread of branch returns (states, branches) into the variance of the states'
+    real values (between) and that of a return around its state's value (within): within is
+    the mean of the per-state sample variances, and the variance of the branch means is
+    between + within / branches, so that part is taken out (floored at 0)."""
+    within = float(returns.var(-1, ddof=1).mean())
+    between = float(returns.mean(-1).var(ddof=1)) - within / returns.shape[-1]
+    return max(between, 0.0), within
+
+
 def sample_states(agent: Agent, games: int, points: int, branches: int, seed: int) -> dict:
     """`points` random states of each of `games` sampled games per opponent, game g played from
     reset(seed + g). Per state: the model features feat (N, F), observation obs (N, O), step,
@@ -164,6 +180,8 @@ def main() -> None:
     parser.add_argument("--critic-updates", type=int, default=0)
     parser.add_argument("--replay-steps", type=int, default=100_000)
     parser.add_argument("--repval-scale", type=float, default=None)
+    parser.add_argument("--real-returns", action="store_true",
+                        help="critic-only updates from the replayed games alone, no dreams")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -171,14 +189,13 @@ def main() -> None:
     shaping = agent.config.env.options.get("potential", 0.0)
     s = sample_states(agent, args.games, args.points, args.branches, args.seed)
     value, single = s["critic"], s["single"]
-    means, spreads = s["branches"].mean(-1), s["branches"].var(-1, ddof=1)
+    means = s["branches"].mean(-1)
     corr = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
     print(f"{len(value)} states of {2 * args.games} sampled games ({args.games} per opponent), "
           f"{args.branches} branches each; mean critic {value.mean():.2f}")
     for i, name in enumerate(("the game's return", f"with the training's shaping (scale "
                                                    f"{shaping})")):
-        within = spreads[:, i].mean()
-        between = max(means[:, i].var(ddof=1) - within / args.branches, 0.0)
+        between, within = variance_parts(s["branches"][:, i])
         print(f"{name}: mean {single[:, i].mean():.2f}, Monte-Carlo value mean "
               f"{means[:, i].mean():.2f}; spread within a state (std) {within ** 0.5:.2f}, "
               f"between states {between ** 0.5:.2f}")
@@ -190,8 +207,9 @@ def main() -> None:
     if args.critic_updates:
         if args.repval_scale is not None:
             agent.config.behavior.repval_scale = args.repval_scale
-        train_critic_alone(agent, torch.tensor(s["feat"]), means[:, 1], args.critic_updates,
-                           args.replay_steps)
+        train = train_critic_on_replay if args.real_returns else train_critic_alone
+        train(agent, torch.tensor(s["feat"]), means[:, 1], args.critic_updates,
+              args.replay_steps)
 
 
 def train_critic_alone(agent: Agent, feat: torch.Tensor, target: np.ndarray, updates: int,
@@ -205,12 +223,39 @@ def train_critic_alone(agent: Agent, feat: torch.Tensor, target: np.ndarray, upd
     c = agent.config.replay
     for update in range(1, updates + 1):
         agent.train_step(replay.sample(c.batch_size, c.batch_length))
-        if update % max(updates // 4, 1) == 0:
-            with torch.no_grad():
-                value = agent.behavior.critic(feat).numpy()
-            print(f"after {update} critic-only updates on {len(replay)} replayed steps: critic "
-                  f"vs Monte-Carlo value (shaped) {np.corrcoef(value, target)[0, 1]:.3f}, "
-                  f"mean critic {value.mean():.2f}", flush=True)
+        report(agent, feat, target, update, updates, f"critic-only updates on {len(replay)}")
+
+
+def train_critic_on_replay(agent: Agent, feat: torch.Tensor, target: np.ndarray, updates: int,
+                           replay_steps: int) -> None:
+    """Like `train_critic_alone`, but the critic learns from the replayed games alone: the
+    package's replay value loss with no dream starts, so every return bootstraps from the
+    critic, then the critic's own AGC-clipped step and the slow critic's follow."""
+    replay = collect(agent, agent.config, replay_steps)
+    no_dreams = BehaviorLosses(None, None, {}, None, torch.zeros(0), torch.zeros(0, dtype=int))
+    for update in range(1, updates + 1):
+        batch = batch_tensors(replay, agent.config)
+        with torch.no_grad():
+            posterior = agent.world_model.loss(batch)[2]
+        loss, _ = agent.behavior.replay_value_loss(posterior.feat(), batch.reward, batch.is_last,
+                                                   batch.is_terminal, no_dreams)
+        agent.behavior.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_by_agc(agent.behavior.critic.parameters(), agent.behavior.config.agc)
+        agent.behavior.critic_optimizer.step()
+        agent.behavior.update_slow_critic()
+        report(agent, feat, target, update, updates, f"real-return updates on {len(replay)}")
+
+
+def report(agent: Agent, feat: torch.Tensor, target: np.ndarray, update: int, updates: int,
+           what: str) -> None:
+    """Print the critic against `target` at four points of `updates`."""
+    if update % max(updates // 4, 1) == 0:
+        with torch.no_grad():
+            value = agent.behavior.critic(feat).numpy()
+        print(f"after {update} {what} replayed steps: critic vs Monte-Carlo value (shaped) "
+              f"{np.corrcoef(value, target)[0, 1]:.3f}, mean critic {value.mean():.2f}",
+              flush=True)
 
 
 if __name__ == "__main__":
