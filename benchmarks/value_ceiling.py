@@ -1,7 +1,7 @@
 """What the critic is estimating, measured: the real value of a state by Monte Carlo.
 
 Run: python benchmarks/value_ceiling.py [--agent agents/hockey.pt] [--games 100] [--branches 16]
-       [--critic-updates N [--repval-scale S | --real-returns]]
+       [--critic-updates N [--repval-scale S | --real-returns] [--lam L] [--critic-lr R]]
 
 The critic estimates v(s) = E[G | s], the expected discounted return of the sampled policy from
 model state s. The probe compares it with one real return G per state, and one return is a
@@ -30,7 +30,8 @@ critic's lesson from the real rewards) for those updates instead of the agent's 
 With --real-returns the critic-only updates use no dreams at all: the critic learns only the
 replay value loss, its λ-returns along the replayed games bootstrapped from its own value at
 every state (TD(λ) on the agent's own play, which is on-policy here: `collect` plays the agent
-itself), so whatever it learns comes from the real rewards and goals.
+itself), so whatever it learns comes from the real rewards and goals. --lam and --critic-lr
+set the λ of the critic's returns and its learning rate for those updates.
 Not a pass/fail test.
 """
 
@@ -182,6 +183,8 @@ def main() -> None:
     parser.add_argument("--repval-scale", type=float, default=None)
     parser.add_argument("--real-returns", action="store_true",
                         help="critic-only updates from the replayed games alone, no dreams")
+    parser.add_argument("--lam", type=float, default=None)
+    parser.add_argument("--critic-lr", type=float, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -207,6 +210,11 @@ def main() -> None:
     if args.critic_updates:
         if args.repval_scale is not None:
             agent.config.behavior.repval_scale = args.repval_scale
+        if args.lam is not None:
+            agent.config.behavior.lam = args.lam
+        if args.critic_lr is not None:
+            for group in agent.behavior.critic_optimizer.param_groups:
+                group["lr"] = args.critic_lr
         train = train_critic_on_replay if args.real_returns else train_critic_alone
         train(agent, torch.tensor(s["feat"]), means[:, 1], args.critic_updates,
               args.replay_steps)
