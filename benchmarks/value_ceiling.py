@@ -1,7 +1,8 @@
 """What the critic is estimating, measured: the real value of a state by Monte Carlo.
 
 Run: python benchmarks/value_ceiling.py [--agent agents/hockey.pt] [--games 100] [--branches 16]
-       [--critic-updates N [--repval-scale S | --real-returns] [--lam L] [--critic-lr R]]
+       [--critic-updates N [--repval-scale S | --real-returns] [--lam L] [--critic-lr R]
+        [--batch-length T]]
 
 The critic estimates v(s) = E[G | s], the expected discounted return of the sampled policy from
 model state s. The probe compares it with one real return G per state, and one return is a
@@ -30,8 +31,11 @@ critic's lesson from the real rewards) for those updates instead of the agent's 
 With --real-returns the critic-only updates use no dreams at all: the critic learns only the
 replay value loss, its λ-returns along the replayed games bootstrapped from its own value at
 every state (TD(λ) on the agent's own play, which is on-policy here: `collect` plays the agent
-itself), so whatever it learns comes from the real rewards and goals. --lam and --critic-lr
-set the λ of the critic's returns and its learning rate for those updates.
+itself), so whatever it learns comes from the real rewards and goals. --lam, --critic-lr and
+--batch-length set the λ of the critic's returns, its learning rate and the length of the
+replayed sequences for those updates; with λ = 1 and sequences longer than a game (250 steps)
+the critic's targets are the real discounted returns, bootstrapped only where a sequence ends
+or a game runs out of time.
 Not a pass/fail test.
 """
 
@@ -185,6 +189,7 @@ def main() -> None:
                         help="critic-only updates from the replayed games alone, no dreams")
     parser.add_argument("--lam", type=float, default=None)
     parser.add_argument("--critic-lr", type=float, default=None)
+    parser.add_argument("--batch-length", type=int, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -212,6 +217,8 @@ def main() -> None:
             agent.config.behavior.repval_scale = args.repval_scale
         if args.lam is not None:
             agent.config.behavior.lam = args.lam
+        if args.batch_length is not None:
+            agent.config.replay.batch_length = args.batch_length
         if args.critic_lr is not None:
             for group in agent.behavior.critic_optimizer.param_groups:
                 group["lr"] = args.critic_lr
