@@ -9,6 +9,11 @@ on those states, it prints each of these against v(s):
 - the critic;
 - a small MLP fit to v(s) from the critic's own input, the model state, on 60 % of the games
   (early-stopped on 20 %, judged on the last 20 %): what the model state holds about the value;
+  and the same fit to the one real return that followed each state, a target as noisy as the
+  critic's real lesson: what a learner can get out of such targets on this many states;
+- both fits again with a fresh network of the critic's own kind (its size, its two-hot head
+  over symlog bins, its loss) in place of the MLP: whether that kind of network can learn it;
+  and the one-return fit once more on the model state as the critic sees it, not standardised;
 - the same fit from the game's true 18 numbers, and from them with the clock (the step);
 - the model's own Monte-Carlo value: long dreams from the model state with the actor (no
   critic), their predicted rewards summed with the predicted continues and the discount;
@@ -25,36 +30,48 @@ import torch
 from value_ceiling import sample_states  # benchmarks/, the script's own directory
 from naturaldreamer.agent import Agent, load_agent
 from naturaldreamer.behavior import lambda_returns
+from naturaldreamer.networks import TwoHotHead
 from naturaldreamer.rssm import State
 
 
-def fit_mlp(x: np.ndarray, y: np.ndarray, split: dict, seed: int) -> np.ndarray:
+def fit_mlp(x: np.ndarray, y: np.ndarray, split: dict, seed: int,
+            critic_shape: tuple[int, int] | None = None, standardize: bool = True) -> np.ndarray:
     """Predictions (N,) of a 2×256 SiLU MLP fit to y on split['train'] by mean squared error,
-    early-stopped on split['val'] (best of three initialisations)."""
-    x = (x - x[split["train"]].mean(0)) / (x[split["train"]].std(0) + 1e-6)
+    early-stopped on split['val'] (best of three initialisations). With critic_shape
+    (units, layers) the network is a fresh one of the critic's own kind instead, its two-hot
+    head over the 255 symlog bins fit by its two-hot loss, with everything else the same. The
+    inputs are standardised on the training states unless `standardize` is False."""
+    if standardize:
+        x = (x - x[split["train"]].mean(0)) / (x[split["train"]].std(0) + 1e-6)
     inputs, targets = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
     train, val = np.flatnonzero(split["train"]), torch.tensor(split["val"])
     rng, best = np.random.default_rng(seed), (np.inf, None)
     for init in range(3):
         torch.manual_seed(seed + init)
-        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.SiLU(),
-                                  torch.nn.Linear(256, 256), torch.nn.SiLU(),
-                                  torch.nn.Linear(256, 1))
+        if critic_shape is None:
+            net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.SiLU(),
+                                      torch.nn.Linear(256, 256), torch.nn.SiLU(),
+                                      torch.nn.Linear(256, 1))
+            predict = lambda v: net(v)[:, 0]  # noqa: E731
+            loss_of = lambda v, t: ((predict(v) - t) ** 2).mean()  # noqa: E731
+        else:
+            net = predict = TwoHotHead(x.shape[1], *critic_shape)
+            loss_of = lambda v, t: net.loss(v, t).mean()  # noqa: E731
         optimizer = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-3)
         since_best = 0
         while since_best <= 30:
             rng.shuffle(train)
             for i in range(0, len(train), 128):
                 batch = train[i:i + 128]
-                loss = ((net(inputs[batch])[:, 0] - targets[batch]) ** 2).mean()
+                loss = loss_of(inputs[batch], targets[batch])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
             with torch.no_grad():
-                val_loss = float(((net(inputs[val])[:, 0] - targets[val]) ** 2).mean())
+                val_loss = float(loss_of(inputs[val], targets[val]))
                 since_best += 1
                 if val_loss < best[0]:
-                    best, since_best = (val_loss, net(inputs)[:, 0].numpy()), 0
+                    best, since_best = (val_loss, predict(inputs).numpy()), 0
     return best[1]
 
 
@@ -113,6 +130,7 @@ def main() -> None:
     corr = lambda a, b: float(np.corrcoef(a[test], b[test])[0, 1])  # noqa: E731
     clock = s["step"][:, None] / 250.0
     own, target = dreamed_values(agent, s["feat"], args.horizon)
+    shape = (agent.config.behavior.units, agent.config.behavior.critic_layers)
     print(f"{len(s['value'])} states of {2 * args.games} sampled games, {args.branches} branches "
           f"each; judged on the {test.sum()} states of the test games (a fifth)")
     print("correlation with the real (Monte-Carlo) value, mean value "
@@ -120,6 +138,14 @@ def main() -> None:
     for name, guess in (
             ("the critic", s["critic"]),
             ("MLP fit from the model state", fit_mlp(s["feat"], s["value"], split, 0)),
+            ("MLP fit to one real return",
+             fit_mlp(s["feat"], s["single"][:, 1], split, 0)),
+            ("the critic's network fit to the value",
+             fit_mlp(s["feat"], s["value"], split, 0, shape)),
+            ("the critic's network fit to one real return",
+             fit_mlp(s["feat"], s["single"][:, 1], split, 0, shape)),
+            ("the same from the raw model state",
+             fit_mlp(s["feat"], s["single"][:, 1], split, 0, shape, standardize=False)),
             ("MLP fit from the true observation", fit_mlp(s["obs"], s["value"], split, 0)),
             ("MLP fit from the observation and the step",
              fit_mlp(np.c_[s["obs"], clock], s["value"], split, 0)),

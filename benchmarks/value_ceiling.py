@@ -2,7 +2,7 @@
 
 Run: python benchmarks/value_ceiling.py [--agent agents/hockey.pt] [--games 100] [--branches 16]
        [--critic-updates N [--repval-scale S | --real-returns] [--lam L] [--critic-lr R]
-        [--batch-length T]]
+        [--batch-length T] [--slowreg-scale S] [--fresh-critic]]
 
 The critic estimates v(s) = E[G | s], the expected discounted return of the sampled policy from
 model state s. The probe compares it with one real return G per state, and one return is a
@@ -31,9 +31,11 @@ critic's lesson from the real rewards) for those updates instead of the agent's 
 With --real-returns the critic-only updates use no dreams at all: the critic learns only the
 replay value loss, its λ-returns along the replayed games bootstrapped from its own value at
 every state (TD(λ) on the agent's own play, which is on-policy here: `collect` plays the agent
-itself), so whatever it learns comes from the real rewards and goals. --lam, --critic-lr and
---batch-length set the λ of the critic's returns, its learning rate and the length of the
-replayed sequences for those updates; with λ = 1 and sequences longer than a game (250 steps)
+itself), so whatever it learns comes from the real rewards and goals. --lam, --critic-lr,
+--batch-length and --slowreg-scale set the λ of the critic's returns, its learning rate, the
+length of the replayed sequences and the weight of the slow-critic regulariser for those updates,
+and --fresh-critic starts them from a newly initialised critic (and slow critic and optimiser
+state) instead of the trained one; with λ = 1 and sequences longer than a game (250 steps)
 the critic's targets are the real discounted returns, bootstrapped only where a sequence ends
 or a game runs out of time.
 Not a pass/fail test.
@@ -48,6 +50,7 @@ from model_size import batch_tensors, collect  # benchmarks/, the script's own d
 from naturaldreamer.agent import Agent, Carry, load_agent
 from naturaldreamer.behavior import BehaviorLosses
 from naturaldreamer.envs.shaping import potential
+from naturaldreamer.networks import TwoHotHead
 from naturaldreamer.optim import clip_by_agc
 from naturaldreamer.rssm import State
 from naturaldreamer.train import build_env
@@ -190,6 +193,8 @@ def main() -> None:
     parser.add_argument("--lam", type=float, default=None)
     parser.add_argument("--critic-lr", type=float, default=None)
     parser.add_argument("--batch-length", type=int, default=None)
+    parser.add_argument("--slowreg-scale", type=float, default=None)
+    parser.add_argument("--fresh-critic", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -217,6 +222,10 @@ def main() -> None:
             agent.config.behavior.repval_scale = args.repval_scale
         if args.lam is not None:
             agent.config.behavior.lam = args.lam
+        if args.fresh_critic:
+            restart_critic(agent)
+        if args.slowreg_scale is not None:
+            agent.config.behavior.slowreg_scale = args.slowreg_scale
         if args.batch_length is not None:
             agent.config.replay.batch_length = args.batch_length
         if args.critic_lr is not None:
@@ -260,6 +269,17 @@ def train_critic_on_replay(agent: Agent, feat: torch.Tensor, target: np.ndarray,
         agent.behavior.critic_optimizer.step()
         agent.behavior.update_slow_critic()
         report(agent, feat, target, update, updates, f"real-return updates on {len(replay)}")
+
+
+def restart_critic(agent: Agent) -> None:
+    """Give the critic and the slow critic the weights of a new critic, and its optimiser an
+    empty state, as at the start of training."""
+    behavior = agent.behavior
+    fresh = TwoHotHead(agent.world_model.rssm.feat_dim, behavior.config.units,
+                       behavior.config.critic_layers).state_dict()
+    behavior.critic.load_state_dict(fresh)
+    behavior.slow_critic.load_state_dict(fresh)
+    behavior.critic_optimizer.state.clear()
 
 
 def report(agent: Agent, feat: torch.Tensor, target: np.ndarray, update: int, updates: int,
