@@ -2,7 +2,7 @@
 
 Run: python benchmarks/value_ceiling.py [--agent agents/hockey.pt] [--games 100] [--branches 16]
        [--critic-updates N [--repval-scale S | --real-returns] [--lam L] [--critic-lr R]
-        [--batch-length T] [--slowreg-scale S] [--fresh-critic]]
+        [--batch-length T] [--slowreg-scale S] [--fresh-critic] [--timeouts-end]]
 
 The critic estimates v(s) = E[G | s], the expected discounted return of the sampled policy from
 model state s. The probe compares it with one real return G per state, and one return is a
@@ -35,7 +35,8 @@ itself), so whatever it learns comes from the real rewards and goals. --lam, --c
 --batch-length and --slowreg-scale set the λ of the critic's returns, its learning rate, the
 length of the replayed sequences and the weight of the slow-critic regulariser for those updates,
 and --fresh-critic starts them from a newly initialised critic (and slow critic and optimiser
-state) instead of the trained one; with λ = 1 and sequences longer than a game (250 steps)
+state) instead of the trained one, and --timeouts-end ends the critic's returns at a time-out as
+at a goal, so that it learns the return cut off at the time limit, as measured here; with λ = 1 and sequences longer than a game (250 steps)
 the critic's targets are the real discounted returns, bootstrapped only where a sequence ends
 or a game runs out of time.
 Not a pass/fail test.
@@ -195,6 +196,7 @@ def main() -> None:
     parser.add_argument("--batch-length", type=int, default=None)
     parser.add_argument("--slowreg-scale", type=float, default=None)
     parser.add_argument("--fresh-critic", action="store_true")
+    parser.add_argument("--timeouts-end", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -231,9 +233,12 @@ def main() -> None:
         if args.critic_lr is not None:
             for group in agent.behavior.critic_optimizer.param_groups:
                 group["lr"] = args.critic_lr
-        train = train_critic_on_replay if args.real_returns else train_critic_alone
-        train(agent, torch.tensor(s["feat"]), means[:, 1], args.critic_updates,
-              args.replay_steps)
+        feat, target = torch.tensor(s["feat"]), means[:, 1]
+        if args.real_returns:
+            train_critic_on_replay(agent, feat, target, args.critic_updates, args.replay_steps,
+                                   args.timeouts_end)
+        else:
+            train_critic_alone(agent, feat, target, args.critic_updates, args.replay_steps)
 
 
 def train_critic_alone(agent: Agent, feat: torch.Tensor, target: np.ndarray, updates: int,
@@ -251,18 +256,20 @@ def train_critic_alone(agent: Agent, feat: torch.Tensor, target: np.ndarray, upd
 
 
 def train_critic_on_replay(agent: Agent, feat: torch.Tensor, target: np.ndarray, updates: int,
-                           replay_steps: int) -> None:
+                           replay_steps: int, timeouts_end: bool = False) -> None:
     """Like `train_critic_alone`, but the critic learns from the replayed games alone: the
     package's replay value loss with no dream starts, so every return bootstraps from the
-    critic, then the critic's own AGC-clipped step and the slow critic's follow."""
+    critic, then the critic's own AGC-clipped step and the slow critic's follow. With
+    `timeouts_end` a time-out ends a return as a goal does."""
     replay = collect(agent, agent.config, replay_steps)
     no_dreams = BehaviorLosses(None, None, {}, None, torch.zeros(0), torch.zeros(0, dtype=int))
     for update in range(1, updates + 1):
         batch = batch_tensors(replay, agent.config)
         with torch.no_grad():
             posterior = agent.world_model.loss(batch)[2]
+        ends = batch.is_last if timeouts_end else batch.is_terminal
         loss, _ = agent.behavior.replay_value_loss(posterior.feat(), batch.reward, batch.is_last,
-                                                   batch.is_terminal, no_dreams)
+                                                   ends, no_dreams)
         agent.behavior.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip_by_agc(agent.behavior.critic.parameters(), agent.behavior.config.agc)
