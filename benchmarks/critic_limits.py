@@ -14,7 +14,7 @@ on those states, it prints each of these against v(s):
 - both fits again with a fresh network of the critic's own kind (its size, its two-hot head
   over symlog bins, its loss) in place of the MLP: whether that kind of network can learn it;
   and the one-return fit once more on the model state as the critic sees it, not standardised;
-- the same fit from the game's true 18 numbers, and from them with the clock (the step);
+- the MLP's fit to v(s) from the game's true 18 numbers, and from them with the clock (the step);
 - the model's own Monte-Carlo value: long dreams from the model state with the actor (no
   critic), their predicted rewards summed with the predicted continues and the discount;
 - the critic's training target at the state: the 15-step dream's λ-return, bootstrapped by the
