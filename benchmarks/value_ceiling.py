@@ -31,14 +31,15 @@ critic's lesson from the real rewards) for those updates instead of the agent's 
 With --real-returns the critic-only updates use no dreams at all: the critic learns only the
 replay value loss, its λ-returns along the replayed games bootstrapped from its own value at
 every state (TD(λ) on the agent's own play, which is on-policy here: `collect` plays the agent
-itself), so whatever it learns comes from the real rewards and goals. --lam, --critic-lr,
---batch-length and --slowreg-scale set the λ of the critic's returns, its learning rate, the
-length of the replayed sequences and the weight of the slow-critic regulariser for those updates,
-and --fresh-critic starts them from a newly initialised critic (and slow critic and optimiser
-state) instead of the trained one, and --timeouts-end ends the critic's returns at a time-out as
-at a goal, so that it learns the return cut off at the time limit, as measured here; with λ = 1 and sequences longer than a game (250 steps)
-the critic's targets are the real discounted returns, bootstrapped only where a sequence ends
-or a game runs out of time.
+itself), so whatever it learns comes from the real rewards and goals. For those updates:
+- --lam, --critic-lr, --batch-length and --slowreg-scale set the λ of the critic's returns, its
+  learning rate, the length of the replayed sequences and the weight of the slow-critic
+  regulariser; with λ = 1 and sequences longer than a game (250 steps) the critic's targets are
+  the real discounted returns, bootstrapped only where a sequence ends or a game times out;
+- --fresh-critic starts from a newly initialised critic (and slow critic and optimiser state)
+  instead of the trained one;
+- --timeouts-end (with --real-returns) ends the critic's returns at a time-out as at a goal, so
+  that it learns the return cut off at the time limit, the one measured here.
 Not a pass/fail test.
 """
 
@@ -198,6 +199,8 @@ def main() -> None:
     parser.add_argument("--fresh-critic", action="store_true")
     parser.add_argument("--timeouts-end", action="store_true")
     args = parser.parse_args()
+    if args.timeouts_end and not args.real_returns:
+        parser.error("--timeouts-end changes the real-return updates: add --real-returns")
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     agent = load_agent(args.agent)
