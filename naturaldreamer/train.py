@@ -333,17 +333,33 @@ def warm_start(agent: Agent, path: str | Path) -> None:
     """Load the networks (and return normaliser) of the agent in `path` into `agent`, whose
     optimisers stay fresh: `train.init`, e.g. to fine-tune the shipped agents/hockey.pt."""
     source = load_agent(path)
-    if (source.obs_dim, source.action_dim) != (agent.obs_dim, agent.action_dim):
+    if source.action_dim != agent.action_dim or source.obs_dim > agent.obs_dim:
         raise ValueError(f"train.init: {path} has {source.obs_dim} observations and "
                          f"{source.action_dim} actions, this environment {agent.obs_dim} and "
                          f"{agent.action_dim}; warm-start from an agent of the same task")
     try:
-        agent.load_state_dict(source.state_dict())
+        agent.load_state_dict(widen_observations(source.state_dict(), agent.state_dict()))
     except RuntimeError as error:
         raise ValueError(f"train.init: the networks in {path} have other sizes than this "
                          f"config's ({str(error).splitlines()[-1].strip()[:160]}); use the "
                          f"world_model and behavior sizes it was trained with") from error
     tqdm.write(f"starting from the networks of {path} (fresh optimisers and replay)")
+
+
+def widen_observations(source: dict, target: dict) -> dict:
+    """A state dict for `target`'s task from one trained with fewer observations, appended at the
+    end (the hockey env's `clock`): the encoder's first layer reads the new inputs with weight 0,
+    so the warm-started agent computes exactly what the source did, and the decoder's new
+    outputs keep `target`'s fresh initialisation. Other state dicts come back unchanged."""
+    source = dict(source)
+    encoder, decoder = "world_model.encoder.net.0.weight", "world_model.decoder.net.1"
+    if encoder not in source or source[encoder].shape[1] >= target[encoder].shape[1]:
+        return source
+    old = source[encoder].shape[1]
+    source[encoder] = torch.cat([source[encoder], torch.zeros_like(target[encoder][:, old:])], 1)
+    for key in (f"{decoder}.weight", f"{decoder}.bias"):
+        source[key] = torch.cat([source[key], target[key][old:]], 0)
+    return source
 
 
 def _allocate_replay(obs_dim: int, action_dim: int, config: Config) -> Replay:

@@ -99,6 +99,27 @@ def test_time_out_is_truncation_not_termination():
         env.step(np.zeros(4))
 
 
+@pytest.mark.parametrize("mode, steps", [("normal", 251), ("train_shooting", 81)])
+def test_clock_counts_down_to_a_terminal_time_out(mode, steps):
+    """The 19th number falls by 1/50 s a step and reaches 0 at the time-out, which is then
+    terminal; the other 18 are those of the same game without the clock (idle players: no
+    goal)."""
+    plain = make_env("hockey", opponent=IdleOpponent(), mode=mode)
+    timed = make_env("hockey", opponent=IdleOpponent(), mode=mode, clock=True)
+    assert timed.observation_space.shape == (19,)
+    first, _ = timed.reset(seed=3)
+    assert first.shape == (19,) and np.array_equal(first[:18], plain.reset(seed=3)[0])
+    clock = [first[18]]
+    for step in range(1, steps + 1):
+        obs, _, terminated, truncated, info = timed.step(np.zeros(4))
+        base, _, _, base_truncated, _ = plain.step(np.zeros(4))
+        assert np.array_equal(obs[:18], base) and not truncated
+        assert terminated == base_truncated == (step == steps) and info["winner"] == 0
+        clock.append(obs[18])
+    assert np.allclose(clock, (steps - np.arange(steps + 1)) / 50.0, atol=1e-6)
+    assert clock[-1] == 0.0
+
+
 @pytest.mark.parametrize("side", [1, -1])
 def test_goal_is_termination_with_ten_and_winner(side):
     env = make_env("hockey", opponent=IdleOpponent())

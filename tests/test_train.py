@@ -9,7 +9,7 @@ from naturaldreamer.agent import Agent, load_policy, save_policy
 from naturaldreamer.config import from_dict
 from naturaldreamer.replay import Replay
 from naturaldreamer.train import (Collector, Run, load_checkpoint, read_metrics,
-                                  save_checkpoint, train)
+                                  save_checkpoint, train, widen_observations)
 
 TINY = {"world_model": {"deter": 32, "hidden": 16, "units": 16, "blocks": 4, "classes": 4,
                         "stoch": 4},
@@ -174,3 +174,27 @@ def test_warm_start_loads_the_networks_and_refuses_other_sizes(tmp_path):
                                  "init": str(tmp_path / "first" / "policy.pt")}})
     with pytest.raises(ValueError, match="train.init: the networks in .* other sizes"):
         train(other, tmp_path / "third", progress=False)
+
+
+def test_widened_agent_computes_what_its_source_did_whatever_the_new_input():
+    """An agent trained on 18 observations, widened to a 19th (the clock): its encoder ignores
+    the new input, and its decoder's first 18 outputs are the source's."""
+    torch.manual_seed(0)
+    source, target = Agent(18, 4, from_dict(TINY)), Agent(19, 4, from_dict(TINY))
+    fresh = {key: value.clone() for key, value in target.state_dict().items()}
+    target.load_state_dict(widen_observations(source.state_dict(), target.state_dict()))
+    obs = torch.randn(5, 18)
+    for clock in (0.0, 1.3, 5.02):
+        wide = torch.cat([obs, torch.full((5, 1), clock)], 1)
+        torch.testing.assert_close(target.world_model.encoder(wide),
+                                   source.world_model.encoder(obs))
+    feat = torch.randn(5, target.world_model.decoder.net[0][0].in_features)
+    decoded = target.world_model.decoder(feat)
+    torch.testing.assert_close(decoded[:, :18], source.world_model.decoder(feat))
+    head = "world_model.decoder.net.1.weight"
+    torch.testing.assert_close(target.state_dict()[head][18], fresh[head][18])
+    for key, value in source.state_dict().items():
+        if value.shape == target.state_dict()[key].shape:
+            torch.testing.assert_close(target.state_dict()[key], value, msg=key)
+    same = source.state_dict()
+    assert widen_observations(same, same).keys() == same.keys()

@@ -5,7 +5,8 @@ optimal (Ng, Harada and Russell, 1999). The theorem needs Φ = 0 at the terminal
 absorbing state after a goal): then the discounted sum along any episode that ends in a goal
 telescopes to exactly −Φ(s_0), whatever the agent did and whenever the goal fell, so no
 behaviour can farm it. A time-out is not a terminal state (the critic bootstraps there), so Φ
-keeps its value at the last observation of a truncated episode and the sum is γ^T·Φ(s_T) − Φ(s_0).
+keeps its value at the last observation of a truncated episode and the sum is γ^T·Φ(s_T) − Φ(s_0);
+with the hockey env's `clock` the time-out is terminal, and Φ is 0 there too.
 The course's own closeness term is not of this form, and chapter 10 shows an agent learning to
 concede goals to escape it.
 
@@ -21,7 +22,7 @@ OPPONENT_GOAL = np.array([4.25, 0.0], dtype=np.float32)  # world (9.25, 4) minus
 
 
 def potential(obs: np.ndarray, scale: float) -> float:
-    """Φ(s) for player 1's 18-number observation (player at [0:2], puck at [12:14])."""
+    """Φ(s) for player 1's observation (player at [0:2], puck at [12:14])."""
     player, puck = obs[0:2], obs[12:14]
     return -scale * float(np.linalg.norm(player - puck) + np.linalg.norm(puck - OPPONENT_GOAL))
 

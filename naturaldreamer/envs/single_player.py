@@ -2,8 +2,8 @@
 
 `make_env("hockey", ...)` builds it. Compared with upstream's `HockeyEnv_BasicOpponent` it
 changes what a learner sees in four ways, each explained where it is done: time-outs are
-truncations, the reward is sparse unless shaping is asked for, every episode is reproducible from
-its seed (opponent included), and stepping past the end is an error.
+truncations (unless the clock is shown), the reward is sparse unless shaping is asked for, every
+episode is reproducible from its seed (opponent included), and stepping past the end is an error.
 """
 
 import functools
@@ -85,7 +85,9 @@ class _PrivateGlobalRNG:
 class SinglePlayerHockey(gym.Env):
     """Air hockey for player 1 (left, red) against a built-in opponent playing player 2.
 
-    Observation: the game's 18 float32 numbers for player 1 (§7 of the game's specification).
+    Observation: the game's 18 float32 numbers for player 1 (§7 of the game's specification),
+    and with `clock` a 19th: the seconds left until the time-out (5.02 at the start of a normal
+    game, 1.62 in the training modes, 0 at the time-out; 50 steps a second).
     Action: 4 floats in [-1, 1] (force x, force y, torque, shoot > 0.5), clipped on the way in.
 
     Reward: +10 when player 1 scores, -10 when it concedes, 0 otherwise, plus `shaping` times
@@ -101,6 +103,12 @@ class SinglePlayerHockey(gym.Env):
     terminated, but the game does not end there in any physical sense: the puck is still moving
     and a goal may be one step away, so the value of that state is not zero, and a learner that
     bootstraps with zero there learns wrong values. After either, call `reset`.
+
+    With `clock=True` the time-out is terminal instead: the game ends there and the learner
+    sees it coming in the 19th number, so the state with the clock at 0 really is the end, and
+    the value of every state is the time-limited one (Pardo et al. 2018, "Time Limits in
+    Reinforcement Learning"). Without the clock the same state would have two values, one for
+    each time left, and no learner could tell them apart.
 
     `info` has `winner` (+1 player 1 scored, -1 player 2 scored, 0 no goal) and upstream's
     `reward_closeness_to_puck`, `reward_touch_puck`, `reward_puck_direction`.
@@ -125,6 +133,7 @@ class SinglePlayerHockey(gym.Env):
         backend: "port" (this project's game) or "upstream" (the original package, if
             installed).
         render_mode: None, "human" (draws a window at every step) or "rgb_array".
+        clock: show the seconds left as a 19th observation and make the time-out terminal.
     """
 
     metadata = {"render_modes": RENDER_MODES, "render_fps": FPS}
@@ -136,6 +145,7 @@ class SinglePlayerHockey(gym.Env):
         shaping: float = 0.0,
         backend: str = "port",
         render_mode: str | None = None,
+        clock: bool = False,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"unknown hockey backend {backend!r}; use one of {BACKENDS}")
@@ -153,9 +163,10 @@ class SinglePlayerHockey(gym.Env):
         self.shaping = float(shaping)
         self.backend = backend
         self.render_mode = render_mode
+        self.clock = bool(clock)
         # The upstream game's mode setter knows ints, not our Mode class.
         self.game = self.game_module.HockeyEnv(keep_mode=True, mode=self.mode.value)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(18,), dtype=np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(19 if self.clock else 18,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self._opponent_act = None
         self._episode_over = True
@@ -186,7 +197,17 @@ class SinglePlayerHockey(gym.Env):
         self._episode_over = False
         if self.render_mode == "human":
             self.render()
-        return np.asarray(obs, dtype=np.float32), dict(info)
+        return self._observe(obs), dict(info)
+
+    def _observe(self, obs) -> np.ndarray:
+        """The game's observation as float32, with the seconds left appended if `clock`."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if not self.clock:
+            return obs
+        # The game ends on the step that finds time == max_timesteps, so max_timesteps + 1
+        # steps make a game.
+        left = (self.game.max_timesteps + 1 - self.game.time) / FPS
+        return np.append(obs, np.float32(left))
 
     def step(self, action):
         """Play one step of 1/50 s; returns (obs, reward, terminated, truncated, info)."""
@@ -204,14 +225,14 @@ class SinglePlayerHockey(gym.Env):
         obs, _, done, _, info = self.game.step(np.concatenate([action, opponent_action]))
 
         winner = int(info["winner"])
-        terminated = bool(done) and winner != 0
-        truncated = bool(done) and winner == 0
+        terminated = bool(done) and (winner != 0 or self.clock)
+        truncated = bool(done) and not terminated
         reward = GOAL_REWARD * winner + self.shaping * info["reward_closeness_to_puck"]
         self._episode_over = bool(done)
         info = dict(info, winner=winner)
         if self.render_mode == "human":
             self.render()
-        return np.asarray(obs, dtype=np.float32), float(reward), terminated, truncated, info
+        return self._observe(obs), float(reward), terminated, truncated, info
 
     def render(self):
         """Draw the game in the env's `render_mode`."""
