@@ -13,7 +13,10 @@ posterior state. From these the probe measures, in the game's own units:
   the smoothed reward the reward predictor learns (DreamSmooth, `replay.smoothing`);
 - the continue predictor on real terminal and non-terminal steps;
 - the critic's value at each posterior state against the real discounted return, over all
-  steps and split by how the step's game ended (won, drawn at the time limit, lost).
+  steps and split by how the step's game ended (won, drawn at the time limit, lost). An agent
+  trained with potential-based shaping learns the value of the shaped reward, which is the
+  plain game's value minus Φ(s) wherever a game ends in a terminal state (the sum of the
+  shaping telescopes to −Φ(s)); so the probe also correlates value + Φ(s) with the return.
 
 Errors are mean Euclidean distances over the entries of an observation group: for the puck
 position, the distance in world units between the predicted and the real puck centre.
@@ -26,6 +29,7 @@ import torch
 
 from naturaldreamer.agent import Agent, Carry
 from naturaldreamer.config import Config
+from naturaldreamer.envs.shaping import potential
 from naturaldreamer.replay import smooth_rewards
 from naturaldreamer.rssm import State
 from naturaldreamer.train import Collector, build_env
@@ -93,6 +97,7 @@ class ProbeResult:
     discount: float
     critic_correlation: float
     critic_bias: float  # mean of value − real return
+    critic_potential_correlation: float  # value + Φ(s) against the return; nan if no shaping
     value_mean: float
     return_mean: float
     critic_by_outcome: dict  # "won"/"drawn"/"lost" → (steps, mean value, mean real return)
@@ -344,12 +349,17 @@ def measure(agent: Agent, config: Config, recording: Recording, games: int,
                          _mean(returns[outcome == sign])) for name, sign in OUTCOMES.items()}
     spread = returns.std() > 0 and values.std() > 0  # a correlation needs both to vary
     correlation = float(np.corrcoef(values, returns)[0, 1]) if spread else float("nan")
+    scale = config.env.options.get("potential", 0.0)
+    with_potential = values + potential(r.obs[alive], scale)
+    potential_correlation = (float(np.corrcoef(with_potential, returns)[0, 1])
+                             if scale and spread else float("nan"))
     return ProbeResult(
         games=games, steps=len(r.obs), explore=explore, smoothing=c.smoothing,
         reconstruction=reconstruction, prediction=prediction, copy_baseline=copy_baseline,
         goals=goals, terminal_steps=int(r.is_terminal.sum()), continue_terminal_below=below,
         continue_terminal_median=median, continue_other_above=above, discount=discount,
         critic_correlation=correlation, critic_bias=float(np.mean(values - returns)),
+        critic_potential_correlation=potential_correlation,
         value_mean=float(values.mean()), return_mean=float(returns.mean()),
         critic_by_outcome=by_outcome)
 
@@ -393,6 +403,10 @@ def format_table(result: ProbeResult) -> str:
               f"          mean value {result.value_mean:+.2f}, mean return "
               f"{result.return_mean:+.2f}, bias (value − return) {result.critic_bias:+.2f};",
               "          by how the step's game ended (drawn: stopped at the time limit):"]
+    if not np.isnan(result.critic_potential_correlation):
+        lines.insert(-2, f"          value + Φ(s) (the shaping's potential, which the plain "
+                         f"game's return lacks): correlation "
+                         f"{result.critic_potential_correlation:.2f};")
     for name, (steps, value, real) in result.critic_by_outcome.items():
         lines.append(f"          {name:<6} mean value {value:+.2f}, mean return {real:+.2f} "
                      f"({steps} steps)" if steps else f"          {name:<6} no such game")
@@ -416,6 +430,7 @@ def probe_metrics(result: ProbeResult) -> dict:
         "probe/continue_other_above_half": result.continue_other_above,
         "probe/critic_correlation": result.critic_correlation,
         "probe/critic_bias": result.critic_bias,
+        "probe/critic_potential_correlation": result.critic_potential_correlation,
         "probe/value_mean": result.value_mean,
         "probe/return_mean": result.return_mean})
     for name, (_, value, real) in result.critic_by_outcome.items():

@@ -224,6 +224,29 @@ def test_measure_on_a_hand_built_world():
     assert result.critic_by_outcome["drawn"][2] == 0.0  # no reward before the time limit
 
 
+def test_value_plus_potential_is_compared_when_the_agent_was_shaped():
+    """A critic that knows the shaped value exactly, G − Φ(s), scores 1 once Φ is added back;
+    without shaping in the config the line is absent (nan)."""
+    recording = _hand_built_recording(3)
+    n = len(recording.obs)
+    gamma = from_dict(TINY).behavior.discount
+    returns = np.zeros(n)
+    for t in reversed(range(n - 1)):
+        same = recording.episode[t + 1] == recording.episode[t]
+        returns[t] = same * (recording.reward[t + 1] + gamma * returns[t + 1])
+    phi = np.array([-3.0 * (math.dist(o[0:2], o[12:14]) + math.dist(o[12:14], (4.25, 0.0)))
+                    for o in recording.obs])
+    agent = _fake_world(returns - phi, np.full(n, 0.9))
+    shaped = from_dict({**TINY, "env": {"name": "hockey", "options": {"potential": 3.0}}})
+    result = measure(agent, shaped, recording, games=1, explore=False)
+    assert result.critic_potential_correlation == pytest.approx(1.0)
+    assert result.critic_correlation < 0.99  # Φ varies enough to matter
+    assert "value + Φ(s)" in format_table(result)
+    plain = measure(agent, from_dict(TINY), recording, games=1, explore=False)
+    assert math.isnan(plain.critic_potential_correlation)
+    assert "value + Φ(s)" not in format_table(plain)
+
+
 def test_probe_plays_real_games_and_records_the_agents_states(one_thread):
     torch.manual_seed(0)
     config = from_dict(TINY)

@@ -21,10 +21,11 @@ import numpy as np
 OPPONENT_GOAL = np.array([4.25, 0.0], dtype=np.float32)  # world (9.25, 4) minus centre (5, 4)
 
 
-def potential(obs: np.ndarray, scale: float) -> float:
-    """Φ(s) for player 1's observation (player at [0:2], puck at [12:14])."""
-    player, puck = obs[0:2], obs[12:14]
-    return -scale * float(np.linalg.norm(player - puck) + np.linalg.norm(puck - OPPONENT_GOAL))
+def potential(obs: np.ndarray, scale: float) -> float | np.ndarray:
+    """Φ(s) for player 1's observation (player at [0:2], puck at [12:14]): (..., O) → (...)."""
+    player, puck = obs[..., 0:2], obs[..., 12:14]
+    return -scale * (np.linalg.norm(player - puck, axis=-1)
+                     + np.linalg.norm(puck - OPPONENT_GOAL, axis=-1))
 
 
 class PotentialShaping(gym.Wrapper):
