@@ -1,7 +1,8 @@
 """Judging a hockey agent: win rates with confidence intervals, and recorded games (chapter 10).
 
-Evaluation always uses the plain game (NORMAL mode) and counts only the outcome: a win is a
-goal scored by the agent, a loss a goal conceded, a draw 250 steps without a goal.
+Evaluation always uses the plain game (NORMAL mode, no shaping) and counts only the outcome: a
+win is a goal scored by the agent, a loss a goal conceded, a draw 250 steps without a goal. An
+agent trained with the clock (`make_env("hockey", clock=True)`) is shown the clock here too.
 """
 
 import math
@@ -57,17 +58,24 @@ def hockey_record(agent: Agent, opponent: str, games: int, explore: bool = False
     """Play `games` NORMAL-mode games against "weak" or "strong"; episode i uses seed + i."""
     if agent.config.env.name != "hockey":
         raise ValueError(f"this agent was trained on {agent.config.env.name!r}, not on hockey")
-    results = evaluate(agent, EnvConfig(name="hockey"), games, explore, seed=seed,
-                       opponent=opponent, mode="normal", shaping=0.0)
+    results = evaluate(agent, EnvConfig(name="hockey", options=seen_options(agent)), games,
+                       explore, seed=seed, opponent=opponent, mode="normal", shaping=0.0)
     winners = np.array([r["winner"] for r in results])
     return Record(opponent, int((winners == 1).sum()), int((winners == 0).sum()),
                   int((winners == -1).sum()), float(np.mean([r["length"] for r in results])))
 
 
+def seen_options(agent: Agent) -> dict:
+    """The env options of the agent's training that change what it observes (the clock); the
+    others change the reward or the episodes and are left out of a judged game."""
+    return {key: value for key, value in agent.config.env.options.items() if key == "clock"}
+
+
 def record_game(policy: Policy, opponent: str = "strong", seed: int = 0,
                 every: int = 2) -> tuple[list[np.ndarray], int]:
     """Play one game and keep every `every`-th frame (480 × 600 RGB); returns frames, winner."""
-    env = make_env("hockey", opponent=opponent, mode="normal", render_mode="rgb_array")
+    env = make_env("hockey", opponent=opponent, mode="normal", render_mode="rgb_array",
+                   **seen_options(policy.agent))
     obs, _ = env.reset(seed=seed)
     policy.reset()
     frames, step, info = [env.render()], 0, {"winner": 0}

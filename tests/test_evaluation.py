@@ -7,7 +7,8 @@ import pytest
 
 from naturaldreamer.agent import Agent, Policy
 from naturaldreamer.config import from_dict
-from naturaldreamer.evaluation import hockey_record, record_game, save_gif, wilson_interval
+from naturaldreamer.evaluation import (hockey_record, record_game, save_gif, seen_options,
+                                       wilson_interval)
 
 TINY = {"env": {"name": "hockey"},
         "world_model": {"deter": 32, "hidden": 16, "units": 16, "blocks": 4, "stoch": 4},
@@ -43,3 +44,14 @@ def test_record_game_frames_and_gif(tmp_path):
     assert frames[0].dtype == np.uint8 and len(frames) >= 2
     save_gif(frames, tmp_path / "game.gif")
     assert (tmp_path / "game.gif").read_bytes()[:6] in (b"GIF87a", b"GIF89a")
+
+
+def test_an_agent_trained_with_the_clock_is_judged_with_it():
+    """19 observations in, from evaluation's plain games too; the shaping stays out."""
+    config = from_dict({**TINY, "env": {"name": "hockey",
+                                        "options": {"clock": True, "potential": 0.1}}})
+    agent = Agent(19, 4, config)
+    assert seen_options(agent) == {"clock": True}
+    assert hockey_record(agent, "weak", games=2, seed=3).games == 2
+    frames, _ = record_game(Policy(agent), "weak", seed=1, every=50)
+    assert len(frames) >= 2
