@@ -127,8 +127,11 @@ class Policy:
         """obs: float array (obs_dim,) → action: float32 array (action_dim,) in [−1, 1]."""
         obs = np.asarray(obs, dtype=np.float32).reshape(1, -1)
         if obs.shape[1] != self.agent.obs_dim:
+            hint = ("; this agent was trained with the clock: append the seconds left in the "
+                    "game, as make_env('hockey', clock=True) does"
+                    if self.agent.config.env.options.get("clock") else "")
             raise ValueError(f"expected an observation of {self.agent.obs_dim} numbers, "
-                             f"got {obs.shape[1]}")
+                             f"got {obs.shape[1]}{hint}")
         if not np.all(np.isfinite(obs)):
             # The networks would turn NaN into a plausible-looking action: refuse instead.
             bad = np.flatnonzero(~np.isfinite(obs[0])).tolist()

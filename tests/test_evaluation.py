@@ -55,3 +55,5 @@ def test_an_agent_trained_with_the_clock_is_judged_with_it():
     assert hockey_record(agent, "weak", games=2, seed=3).games == 2
     frames, _ = record_game(Policy(agent), "weak", seed=1, every=50)
     assert len(frames) >= 2
+    with pytest.raises(ValueError, match="trained with the clock"):
+        Policy(agent).act(np.zeros(18))
