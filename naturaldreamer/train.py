@@ -331,7 +331,8 @@ def build_run(config: Config, device: torch.device, warm: bool = True) -> Run:
 
 def warm_start(agent: Agent, path: str | Path) -> None:
     """Load the networks (and return normaliser) of the agent in `path` into `agent`, whose
-    optimisers stay fresh: `train.init`, e.g. to fine-tune the shipped agents/hockey.pt."""
+    optimisers stay fresh: `train.init`, e.g. to fine-tune the shipped agents/hockey.pt. An
+    agent trained on fewer observations is widened first (`widen_observations`)."""
     source = load_agent(path)
     if source.action_dim != agent.action_dim or source.obs_dim > agent.obs_dim:
         raise ValueError(f"train.init: {path} has {source.obs_dim} observations and "

@@ -166,7 +166,8 @@ class SinglePlayerHockey(gym.Env):
         self.clock = bool(clock)
         # The upstream game's mode setter knows ints, not our Mode class.
         self.game = self.game_module.HockeyEnv(keep_mode=True, mode=self.mode.value)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(19 if self.clock else 18,), dtype=np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(19 if self.clock else 18,),
+                                            dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self._opponent_act = None
         self._episode_over = True
