@@ -126,8 +126,9 @@ def branch_returns(agent: Agent, opponent: str, seed: int, game: dict, t: int,
 def shaped_return(plain: float, first_obs: np.ndarray, last_obs: np.ndarray, goal: bool,
                   weight: float, scale: float) -> float:
     """The return with the potential-based shaping the agent trains with: the shaping terms
-    γΦ(s_j) − Φ(s_(j−1)) telescope to γ^n Φ(s_last) − Φ(s_t), Φ = 0 after a goal, where
-    `weight` is γ^n for the n steps from s_t to s_last (chapter 10)."""
+    γΦ(s_j) − Φ(s_(j−1)) telescope to γ^n Φ(s_last) − Φ(s_t), Φ = 0 at a terminal s_last
+    (`goal`: a goal, or with the hockey env's clock also a time-out), where `weight` is γ^n for
+    the n steps from s_t to s_last (chapter 10)."""
     last = 0.0 if goal else potential(last_obs, scale)
     return plain + weight * last - potential(first_obs, scale)
 
