@@ -270,12 +270,20 @@ def probe(agent: Agent, config: Config, games: int = 20, seed: int = 10_000,
     devices = [agent.device] if agent.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed)
-        episodes = [episode for opponent in OPPONENTS
-                    for episode in record_games(agent, config, opponent, games, seed, explore)]
-        recording = _flatten(episodes, agent.device)
+        recording = play_and_record(agent, config, games, seed, explore)
         result = measure(agent, config, recording, games, explore)
     result.recording = recording if keep_recording else None
     return result
+
+
+@torch.no_grad()
+def play_and_record(agent: Agent, config: Config, games: int, seed: int = 10_000,
+                    explore: bool = False) -> Recording:
+    """Play `games` plain games against each scripted opponent (weak first) and keep every
+    step, one row per step: observation, action, reward and the agent's posterior state."""
+    episodes = [episode for opponent in OPPONENTS
+                for episode in record_games(agent, config, opponent, games, seed, explore)]
+    return _flatten(episodes, agent.device)
 
 
 @torch.no_grad()
