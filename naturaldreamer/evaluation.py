@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from naturaldreamer.agent import Agent, Policy
-from naturaldreamer.config import EnvConfig
-from naturaldreamer.envs import make_env
-from naturaldreamer.train import evaluate
+from naturaldreamer.train import JUDGED_GAME, build_env, evaluate
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -58,24 +56,18 @@ def hockey_record(agent: Agent, opponent: str, games: int, explore: bool = False
     """Play `games` NORMAL-mode games against "weak" or "strong"; episode i uses seed + i."""
     if agent.config.env.name != "hockey":
         raise ValueError(f"this agent was trained on {agent.config.env.name!r}, not on hockey")
-    results = evaluate(agent, EnvConfig(name="hockey", options=seen_options(agent)), games,
-                       explore, seed=seed, opponent=opponent, mode="normal", shaping=0.0)
+    results = evaluate(agent, agent.config.env, games, explore, seed=seed, opponent=opponent,
+                       **JUDGED_GAME)
     winners = np.array([r["winner"] for r in results])
     return Record(opponent, int((winners == 1).sum()), int((winners == 0).sum()),
                   int((winners == -1).sum()), float(np.mean([r["length"] for r in results])))
 
 
-def seen_options(agent: Agent) -> dict:
-    """The env options of the agent's training that change what it observes (the clock); the
-    others change the reward or the episodes and are left out of a judged game."""
-    return {key: value for key, value in agent.config.env.options.items() if key == "clock"}
-
-
 def record_game(policy: Policy, opponent: str = "strong", seed: int = 0,
                 every: int = 2) -> tuple[list[np.ndarray], int]:
     """Play one game and keep every `every`-th frame (480 × 600 RGB); returns frames, winner."""
-    env = make_env("hockey", opponent=opponent, mode="normal", render_mode="rgb_array",
-                   **seen_options(policy.agent))
+    env = build_env(policy.agent.config.env, opponent=opponent, render_mode="rgb_array",
+                    **JUDGED_GAME)
     obs, _ = env.reset(seed=seed)
     policy.reset()
     frames, step, info = [env.render()], 0, {"winner": 0}

@@ -32,7 +32,7 @@ from naturaldreamer.config import Config
 from naturaldreamer.envs.shaping import potential
 from naturaldreamer.replay import smooth_rewards
 from naturaldreamer.rssm import State
-from naturaldreamer.train import Collector, build_env
+from naturaldreamer.train import JUDGED_GAME, Collector, build_env
 from naturaldreamer.world_model import WorldModel
 
 # The hockey observation (shared/hockey SPEC §7): each player's position (world units, from
@@ -201,8 +201,7 @@ def record_games(agent: Agent, config: Config, opponent: str, games: int, seed: 
     `train.evaluate` does) and return each one's steps, observation to last observation."""
     count = min(games, parallel)
     quota = [games // count + (i < games % count) for i in range(count)]
-    envs = [build_env(config.env, opponent=opponent, mode="normal", shaping=0.0,
-                      potential=0.0) for _ in range(count)]
+    envs = [build_env(config.env, opponent=opponent, **JUDGED_GAME) for _ in range(count)]
     collector = Collector(envs, seed)
     recorder = _Recorder(quota)
     carry = agent.initial_carry(count)

@@ -47,6 +47,10 @@ PLOTTED = ("episode/return", "eval/return", "eval/win_rate_weak", "eval/win_rate
            "world/loss", "world/reward", "world/kl_dyn", "behavior/entropy_mean",
            "behavior/return_scale", "behavior/entropy_pull_to_advantage", "behavior/actor_std",
            "behavior/advantage_abs_mean")
+JUDGED_GAME = {"mode": "normal", "shaping": 0.0, "potential": 0.0}
+"""Env options of a judged hockey game (evaluation, probe, recorded game): the plain game with the
+sparse reward. The other training options, those that change what the agent sees (the clock),
+stay as the agent was trained."""
 LOSSES = ("world/loss", "behavior/actor_loss", "behavior/critic_loss")
 
 
@@ -600,7 +604,7 @@ def evaluation_metrics(agent: Agent, config: Config) -> dict:
     metrics = {}
     for opponent in ("weak", "strong"):
         results = evaluate(agent, config.env, episodes, explore, opponent=opponent,
-                           mode="normal", shaping=0.0, potential=0.0)
+                           **JUDGED_GAME)
         winners = np.array([r["winner"] for r in results])
         metrics[f"eval/win_rate_{opponent}"] = float(np.mean(winners == 1))
         metrics[f"eval/loss_rate_{opponent}"] = float(np.mean(winners == -1))

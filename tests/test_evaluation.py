@@ -7,8 +7,8 @@ import pytest
 
 from naturaldreamer.agent import Agent, Policy
 from naturaldreamer.config import from_dict
-from naturaldreamer.evaluation import (hockey_record, record_game, save_gif, seen_options,
-                                       wilson_interval)
+from naturaldreamer.evaluation import hockey_record, record_game, save_gif, wilson_interval
+from naturaldreamer.train import JUDGED_GAME, evaluate
 
 TINY = {"env": {"name": "hockey"},
         "world_model": {"deter": 32, "hidden": 16, "units": 16, "blocks": 4, "stoch": 4},
@@ -51,8 +51,11 @@ def test_an_agent_trained_with_the_clock_is_judged_with_it():
     config = from_dict({**TINY, "env": {"name": "hockey",
                                         "options": {"clock": True, "potential": 0.1}}})
     agent = Agent(19, 4, config)
-    assert seen_options(agent) == {"clock": True}
     assert hockey_record(agent, "weak", games=2, seed=3).games == 2
+    judged = evaluate(agent, config.env, 4, False, seed=3, opponent="weak", **JUDGED_GAME)
+    shaped = evaluate(agent, config.env, 4, False, seed=3, opponent="weak", mode="normal")
+    assert [r["return"] for r in judged] == [10.0 * r["winner"] for r in judged]
+    assert [r["return"] for r in shaped] != [10.0 * r["winner"] for r in shaped]
     frames, _ = record_game(Policy(agent), "weak", seed=1, every=50)
     assert len(frames) >= 2
     with pytest.raises(ValueError, match="trained with the clock"):
