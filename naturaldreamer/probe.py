@@ -17,6 +17,8 @@ posterior state. From these the probe measures, in the game's own units:
   trained with potential-based shaping learns the value of the shaped reward, which is the
   plain game's value minus Φ(s) wherever a game ends in a terminal state (the sum of the
   shaping telescopes to −Φ(s)); so the probe also correlates value + Φ(s) with the return.
+  The correlation comes with a 95 % interval from resampling whole games: steps of one game
+  are not independent draws, and a handful of drawn or lost games can move it by a tenth.
 
 Errors are mean Euclidean distances over the entries of an observation group: for the puck
 position, the distance in world units between the predicted and the real puck centre.
@@ -96,6 +98,7 @@ class ProbeResult:
     continue_other_above: float  # share of the other steps with p(continue) > 0.5
     discount: float
     critic_correlation: float
+    critic_interval: tuple[float, float]  # 95 % bootstrap interval over games
     critic_bias: float  # mean of value − real return
     critic_potential_correlation: float  # value + Φ(s) against the return; nan if no shaping
     value_mean: float
@@ -122,6 +125,38 @@ def discounted_returns(rewards: np.ndarray, episode: np.ndarray, discount: float
         following = (rewards[t + 1] + discount * following) if same else 0.0
         returns[t] = following
     return returns
+
+
+def resampled_correlations(x: np.ndarray, y: np.ndarray, group: np.ndarray,
+                           draws: int = 2000, seed: int = 0) -> np.ndarray:
+    """Pearson correlations of x and y (N,) over `draws` bootstrap samples of the groups
+    (games): each sample draws as many games as there are, with replacement, and keeps all
+    their steps. Computed from each game's sums (n, Σx, Σy, Σx², Σy², Σxy), so a sample costs
+    one matrix product, not a copy of its steps. Returns (draws,)."""
+    _, index = np.unique(group, return_inverse=True)
+    games = index.max() + 1
+    parts = np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], 1)
+    sums = np.zeros((games, 6))
+    np.add.at(sums, index, parts)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(games, np.full(games, 1.0 / games), size=draws)
+    n, sx, sy, sxx, syy, sxy = (counts @ sums).T
+    covariance = sxy - sx * sy / n
+    spread = np.sqrt(np.maximum(sxx - sx * sx / n, 0.0) * np.maximum(syy - sy * sy / n, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return covariance / spread
+
+
+def correlation_interval(x: np.ndarray, y: np.ndarray, group: np.ndarray,
+                         level: float = 0.95) -> tuple[float, float]:
+    """The percentile bootstrap interval of corr(x, y), resampling whole groups (games)."""
+    correlations = resampled_correlations(x, y, group)
+    correlations = correlations[np.isfinite(correlations)]
+    if not len(correlations):
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(correlations, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def game_outcomes(rewards: np.ndarray, is_terminal: np.ndarray,
@@ -356,6 +391,8 @@ def measure(agent: Agent, config: Config, recording: Recording, games: int,
                          _mean(returns[outcome == sign])) for name, sign in OUTCOMES.items()}
     spread = returns.std() > 0 and values.std() > 0  # a correlation needs both to vary
     correlation = float(np.corrcoef(values, returns)[0, 1]) if spread else float("nan")
+    interval = (correlation_interval(values, returns, r.episode[alive]) if spread
+                else (float("nan"), float("nan")))
     scale = config.env.options.get("potential", 0.0)
     with_potential = values + potential(r.obs[alive], scale)
     potential_correlation = (float(np.corrcoef(with_potential, returns)[0, 1])
@@ -365,7 +402,7 @@ def measure(agent: Agent, config: Config, recording: Recording, games: int,
         reconstruction=reconstruction, prediction=prediction, copy_baseline=copy_baseline,
         goals=goals, terminal_steps=int(r.is_terminal.sum()), continue_terminal_below=below,
         continue_terminal_median=median, continue_other_above=above, discount=discount,
-        critic_correlation=correlation, critic_bias=float(np.mean(values - returns)),
+        critic_correlation=correlation, critic_interval=interval, critic_bias=float(np.mean(values - returns)),
         critic_potential_correlation=potential_correlation,
         value_mean=float(values.mean()), return_mean=float(returns.mean()),
         critic_by_outcome=by_outcome)
@@ -406,7 +443,9 @@ def format_table(result: ProbeResult) -> str:
               f"          p > 0.5 on {100 * result.continue_other_above:.1f} % of the other "
               f"steps.",
               f"Critic vs real discounted return (γ = {result.discount}): correlation "
-              f"{result.critic_correlation:.2f},",
+              f"{result.critic_correlation:.2f}",
+              f"          (95 % interval, resampling games: {result.critic_interval[0]:.2f} "
+              f"to {result.critic_interval[1]:.2f}),",
               f"          mean value {result.value_mean:+.2f}, mean return "
               f"{result.return_mean:+.2f}, bias (value − return) {result.critic_bias:+.2f};",
               "          by how the step's game ended (drawn: stopped at the time limit):"]
@@ -436,6 +475,8 @@ def probe_metrics(result: ProbeResult) -> dict:
         "probe/continue_terminal_median": result.continue_terminal_median,
         "probe/continue_other_above_half": result.continue_other_above,
         "probe/critic_correlation": result.critic_correlation,
+        "probe/critic_correlation_low": result.critic_interval[0],
+        "probe/critic_correlation_high": result.critic_interval[1],
         "probe/critic_bias": result.critic_bias,
         "probe/critic_potential_correlation": result.critic_potential_correlation,
         "probe/value_mean": result.value_mean,
