@@ -26,11 +26,25 @@ import numpy as np
 import torch
 
 from naturaldreamer.agent import load_agent
-from naturaldreamer.probe import game_outcomes, probe, probe_metrics
+from naturaldreamer.probe import Recording, game_outcomes, probe, probe_metrics
 from naturaldreamer.train import metric_series, read_metrics
 
 COLUMNS = ("critic_correlation", "critic_correlation_low", "critic_correlation_high",
            "value_mean_drawn")
+
+
+def outcome_shares(recording: Recording) -> dict:
+    """{"won_weak": share, "drawn_weak": …, "lost_strong": …}: how the recorded games ended,
+    the first half of its games against the weak opponent, the second against the strong one
+    (as `play_and_record` plays them)."""
+    r = recording
+    outcome = game_outcomes(r.reward, r.is_terminal, r.episode)
+    first = np.r_[True, r.episode[1:] != r.episode[:-1]]  # one row per game
+    ends = outcome[first]
+    half = len(ends) // 2
+    return {f"{name}_{side}": float(np.mean(part == sign))
+            for side, part in (("weak", ends[:half]), ("strong", ends[half:]))
+            for name, sign in (("won", 1), ("drawn", 0), ("lost", -1))}
 
 
 def probe_snapshot(path: Path, games: int) -> dict:
@@ -40,15 +54,9 @@ def probe_snapshot(path: Path, games: int) -> dict:
         return json.loads(stored.read_text())
     agent = load_agent(path)
     result = probe(agent, agent.config, games, keep_recording=True)
-    r = result.recording
-    outcome = game_outcomes(r.reward, r.is_terminal, r.episode)
-    first = np.r_[True, r.episode[1:] != r.episode[:-1]]  # one row per game
-    half = len(np.unique(r.episode)) // 2  # weak first, then strong (`play_and_record`)
     numbers = probe_metrics(result)
-    for side, games_of in (("weak", slice(0, half)), ("strong", slice(half, None))):
-        ends = outcome[first][games_of]
-        for name, sign in (("won", 1), ("drawn", 0), ("lost", -1)):
-            numbers[f"games/{name}_{side}"] = float(np.mean(ends == sign))
+    numbers.update({f"games/{key}": share
+                    for key, share in outcome_shares(result.recording).items()})
     stored.write_text(json.dumps(numbers, indent=1) + "\n")
     return numbers
 

@@ -1,7 +1,9 @@
-"""The arithmetic of the critic benchmarks (benchmarks/value_ceiling.py, critic_limits.py),
-whose numbers chapter 10 quotes, against plain loops and a Monte-Carlo check."""
+"""The arithmetic of the critic benchmarks (benchmarks/value_ceiling.py, critic_limits.py,
+checkpoint_probes.py), whose numbers chapter 10 quotes, against plain loops, hand-counted games
+and a Monte-Carlo check."""
 
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from checkpoint_probes import outcome_shares  # noqa: E402
 from critic_limits import dream_return  # noqa: E402
 from naturaldreamer.envs.shaping import potential  # noqa: E402
 from value_ceiling import discounted, shaped_return, variance_parts  # noqa: E402
@@ -71,3 +74,17 @@ def test_dream_return_matches_a_loop():
             alive *= GAMMA * continues[n, t]
     got = dream_return(torch.tensor(rewards), torch.tensor(continues), GAMMA)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
+def test_outcome_shares_count_each_opponents_games():
+    """Four games, two per opponent: against weak a goal scored and a time-out, against strong
+    a goal conceded and a goal scored; each game counts once however long it is."""
+    lengths, final = [3, 5, 2, 4], [10.0, 0.0, -10.0, 10.0]
+    reward = np.concatenate([np.r_[np.zeros(n - 1), r] for n, r in zip(lengths, final)])
+    terminal = np.concatenate([np.r_[np.zeros(n - 1, bool), r != 0] for n, r in
+                               zip(lengths, final)])
+    episode = np.repeat(np.arange(4), lengths)
+    recording = SimpleNamespace(reward=reward, is_terminal=terminal, episode=episode)
+    assert outcome_shares(recording) == {
+        "won_weak": 0.5, "drawn_weak": 0.5, "lost_weak": 0.0,
+        "won_strong": 0.5, "drawn_strong": 0.0, "lost_strong": 0.5}
