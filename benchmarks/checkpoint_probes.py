@@ -11,8 +11,8 @@ critic's correlation with the real return and its 95 % interval over games, the 
 value in the drawn games, and the share of the games won, drawn and lost against each opponent.
 
 In-training probes (`train.probe_games`, a few games so that an evaluation stays short) swing by
-tenths from one evaluation to the next; 200 games per opponent pin the correlation to about
-±0.08. A run can probe that many games itself (`train.probe_games: 200`, some 20 s per
+tenths from one evaluation to the next; 200 games per opponent pin the correlation to about a
+tenth either way. A run can probe that many games itself (`train.probe_games: 200`, some 20 s per
 evaluation on one core); this script does it beside a run that does not.
 Not a pass/fail test.
 """

@@ -194,7 +194,9 @@ class TrainConfig:
     eval_mode: Literal["sample", "mode"] = "sample"  # official evaluates with samples
     # Hockey: games per opponent the probe of the model (chapter 10) plays at each
     # evaluation, with deterministic actions as `python -m naturaldreamer probe`;
-    # its numbers are the probe/ columns of metrics.csv. 0 switches it off.
+    # its numbers are the probe/ columns of metrics.csv. 0 switches it off. Four keep an
+    # evaluation short, but their critic correlation swings by tenths; 200 pin it to about a
+    # tenth either way (probe/critic_correlation_low, _high) for some 20 s per evaluation.
     probe_games: int = 4
     # Hockey: games per opponent played at each evaluation with deterministic actions, the
     # way `python -m naturaldreamer evaluate` judges a shipped agent (seeds from 10 000);
