@@ -3,9 +3,9 @@
 Run: python benchmarks/checkpoint_probes.py SNAPSHOTS RUN/metrics.csv OUT.csv [--games 200]
 
 SNAPSHOTS is a folder of the run's `policy.pt`, copied at each checkpoint and named by the env
-steps at which it was saved (`25008.pt`, `50016.pt`, …). Each is probed as
+steps at which it was saved (`25040.pt`, `50080.pt`, …). Each is probed as
 `python -m naturaldreamer probe` does, with deterministic actions on the same seeded games, and
-its numbers are kept beside it (`25008.json`), so a second call probes only the new ones.
+its numbers are kept beside it (`25040.json`), so a second call probes only the new ones.
 OUT.csv gets one row per checkpoint: env steps, gradient updates (from the run's metrics), the
 critic's correlation with the real return and its 95 % interval over games, the critic's mean
 value in the drawn games, and the share of the games won, drawn and lost against each opponent.
